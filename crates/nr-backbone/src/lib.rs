@@ -1,0 +1,15 @@
+//! Frozen models of native retrieval.
+//!
+//! - [`gguf`]: a GGUF v3 reader with de-quantisation, so llama.cpp model files load directly.
+//! - [`llama`]: a Llama-family decoder (Llama, SmolLM2, Qwen2) loaded from GGUF or an HF folder; it
+//!   renders chat prompts, returns hidden states of any layer and generates with a KV cache.
+//! - [`teacher`]: a BERT-family sentence encoder (sentence-transformers folders) whose embedding space
+//!   the native head learns to land in.
+//!
+//! Nothing here is trained: the backbone and the teacher stay frozen.
+
+pub mod error;
+pub mod gguf;
+
+pub use error::{BackboneError, Result};
+pub mod weights;

@@ -1,0 +1,45 @@
+//! `nr`: the native-retrieval command line.
+//!
+//! Subcommands follow the data flow: `inspect` looks inside the frozen models, `eval` scores TREC run
+//! files like trec_eval.
+
+mod commands;
+
+use clap::{Parser, Subcommand};
+
+/// Native retrieval: search with an LLM's own hidden states.
+#[derive(Parser)]
+#[command(name = "nr", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Look inside the frozen models (tokenizer, hidden states, generation, embeddings).
+    #[command(subcommand)]
+    Inspect(commands::inspect::InspectCommand),
+    /// Score a TREC run file against qrels with trec_eval semantics.
+    Eval(commands::eval::EvalArgs),
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("NR_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Inspect(cmd) => commands::inspect::run(cmd),
+        Command::Eval(args) => commands::eval::run(args),
+    };
+    if let Err(err) = result {
+        // One line: the chain of causes joined, as ripgrep does.
+        eprintln!("nr: {err:#}");
+        std::process::exit(2);
+    }
+}
