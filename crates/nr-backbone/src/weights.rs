@@ -53,6 +53,13 @@ pub fn to_device<const D: usize>(t: HostTensor, device: &Device) -> Tensor<D> {
     Tensor::from_data(TensorData::new(t.data, t.shape), device)
 }
 
+/// The values of a tensor on the host, as `f32` in row-major order.
+pub fn to_host<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
+    t.into_data()
+        .try_into_vec_as::<f32>()
+        .map_err(|e| BackboneError::Input(format!("reading a tensor back from the device: {e:?}")))
+}
+
 /// A `Linear` from PyTorch weights `[out, in]` (+ optional bias `[out]`); burn stores `[in, out]`.
 pub fn linear(
     src: &dyn WeightSource,

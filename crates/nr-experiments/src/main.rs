@@ -4,6 +4,7 @@
 //! files like trec_eval.
 
 mod commands;
+mod device;
 
 use clap::{Parser, Subcommand};
 

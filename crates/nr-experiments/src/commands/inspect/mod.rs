@@ -1,5 +1,6 @@
 //! `nr inspect ...`: JSON views of what the frozen models compute.
 
+mod chat_file;
 mod encode;
 mod generate;
 mod hidden;

@@ -1,0 +1,196 @@
+//! The Llama-family decoder as burn modules: RMSNorm, RoPE, grouped-query attention, SwiGLU MLP.
+//!
+//! Batches are **left-padded**: every row ends at the last column, so the last token of each prompt
+//! is at the same index and generation appends one column per step. Padding is expressed by the
+//! additive attention mask and by per-row position ids, so a padded row computes exactly what it
+//! computes alone.
+
+use std::collections::BTreeMap;
+
+use burn::nn::{Embedding, Linear, RmsNorm};
+use burn::tensor::activation::{silu, softmax};
+use burn::tensor::{Device, Int, Tensor};
+
+use super::config::LlamaConfig;
+use super::rope::Rope;
+
+/// Added to attention scores of masked keys. Finite, so a row whose keys are all masked (a padding
+/// query) gives a uniform softmax instead of NaN.
+pub const MASKED: f32 = -1.0e9;
+
+/// Self-attention with grouped key/value heads.
+#[derive(Debug)]
+pub struct Attention {
+    pub q_proj: Linear,
+    pub k_proj: Linear,
+    pub v_proj: Linear,
+    pub o_proj: Linear,
+    pub num_heads: usize,
+    pub num_kv_heads: usize,
+    pub head_dim: usize,
+}
+
+/// SwiGLU feed-forward block: `down(silu(gate(x)) * up(x))`.
+#[derive(Debug)]
+pub struct Mlp {
+    pub gate_proj: Linear,
+    pub up_proj: Linear,
+    pub down_proj: Linear,
+}
+
+/// One pre-norm decoder layer.
+#[derive(Debug)]
+pub struct DecoderLayer {
+    pub input_layernorm: RmsNorm,
+    pub self_attn: Attention,
+    pub post_attention_layernorm: RmsNorm,
+    pub mlp: Mlp,
+}
+
+/// Keys and values of the tokens seen so far, per layer: `[batch, kv_heads, seen, head_dim]`.
+#[derive(Debug, Default, Clone)]
+pub struct KvCache {
+    layers: Vec<Option<(Tensor<4>, Tensor<4>)>>,
+}
+
+impl KvCache {
+    /// Number of cached positions (0 when empty).
+    pub fn len(&self) -> usize {
+        self.layers.first().and_then(|l| l.as_ref()).map_or(0, |(k, _)| k.dims()[2])
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What one forward pass returns.
+#[derive(Debug)]
+pub struct ForwardOutput {
+    /// Requested hidden states by layer index (0 = embeddings, i = output of layer i,
+    /// `num_layers` = after the final norm), each `[batch, seq, hidden]`.
+    pub hidden: BTreeMap<usize, Tensor<3>>,
+    /// Final-normed states of the last column `[batch, hidden]`, the input of the LM head.
+    pub last_normed: Tensor<2>,
+}
+
+/// The decoder weights plus RoPE tables.
+#[derive(Debug)]
+pub struct LlamaModel {
+    pub config: LlamaConfig,
+    pub embed_tokens: Embedding,
+    pub layers: Vec<DecoderLayer>,
+    pub norm: RmsNorm,
+    /// `[hidden, vocab]` projection; for tied models it holds the transposed embedding matrix.
+    pub lm_head: Linear,
+    pub rope: Rope,
+    pub device: Device,
+}
+
+impl Attention {
+    fn forward(
+        &self,
+        x: Tensor<3>,
+        positions: &Tensor<2, Int>,
+        mask: &Tensor<4>,
+        rope: &Rope,
+        cache: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
+    ) -> Tensor<3> {
+        let [b, s, _] = x.dims();
+        let (h, kvh, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        let q = self.q_proj.forward(x.clone()).reshape([b, s, h, d]).swap_dims(1, 2);
+        let k = self.k_proj.forward(x.clone()).reshape([b, s, kvh, d]).swap_dims(1, 2);
+        let v = self.v_proj.forward(x).reshape([b, s, kvh, d]).swap_dims(1, 2);
+        let q = rope.apply(q, positions);
+        let k = rope.apply(k, positions);
+        let (k, v) = match cache {
+            Some(slot) => {
+                let (k, v) = match slot.take() {
+                    Some((pk, pv)) => (Tensor::cat(vec![pk, k], 2), Tensor::cat(vec![pv, v], 2)),
+                    None => (k, v),
+                };
+                *slot = Some((k.clone(), v.clone()));
+                (k, v)
+            }
+            None => (k, v),
+        };
+        let total = k.dims()[2];
+        let rep = h / kvh;
+        let (k, v) = if rep == 1 {
+            (k, v)
+        } else {
+            let expand = |t: Tensor<4>| t.unsqueeze_dim::<5>(2).expand([b, kvh, rep, total, d]).reshape([b, h, total, d]);
+            (expand(k), expand(v))
+        };
+        let scores = q.matmul(k.swap_dims(2, 3)) / (d as f64).sqrt() + mask.clone();
+        let probs = softmax(scores, 3);
+        let out = probs.matmul(v).swap_dims(1, 2).reshape([b, s, h * d]);
+        self.o_proj.forward(out)
+    }
+}
+
+impl Mlp {
+    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let gate = silu(self.gate_proj.forward(x.clone()));
+        self.down_proj.forward(gate * self.up_proj.forward(x))
+    }
+}
+
+impl DecoderLayer {
+    fn forward(
+        &self,
+        x: Tensor<3>,
+        positions: &Tensor<2, Int>,
+        mask: &Tensor<4>,
+        rope: &Rope,
+        cache: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
+    ) -> Tensor<3> {
+        let attn = self.self_attn.forward(self.input_layernorm.forward(x.clone()), positions, mask, rope, cache);
+        let x = x + attn;
+        let mlp = self.mlp.forward(self.post_attention_layernorm.forward(x.clone()));
+        x + mlp
+    }
+}
+
+impl LlamaModel {
+    /// Runs `ids` `[batch, seq]` at `positions` `[batch, seq]` with an additive `mask`
+    /// `[batch, 1, seq, cached + seq]`, appending to `cache` when given, and returns the hidden states
+    /// of the layers in `want` (see [`ForwardOutput::hidden`]).
+    pub fn forward(
+        &self,
+        ids: Tensor<2, Int>,
+        positions: &Tensor<2, Int>,
+        mask: &Tensor<4>,
+        mut cache: Option<&mut KvCache>,
+        want: &[usize],
+    ) -> ForwardOutput {
+        let n = self.layers.len();
+        let mut hidden = BTreeMap::new();
+        let mut x = self.embed_tokens.forward(ids);
+        if want.contains(&0) {
+            hidden.insert(0, x.clone());
+        }
+        if let Some(c) = cache.as_deref_mut() {
+            c.layers.resize(n, None);
+        }
+        for (i, layer) in self.layers.iter().enumerate() {
+            let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
+            x = layer.forward(x, positions, mask, &self.rope, slot);
+            if i + 1 < n && want.contains(&(i + 1)) {
+                hidden.insert(i + 1, x.clone());
+            }
+        }
+        let normed = self.norm.forward(x);
+        let [b, s, hdim] = normed.dims();
+        let last_normed = normed.clone().narrow(1, s - 1, 1).reshape([b, hdim]);
+        if want.contains(&n) {
+            hidden.insert(n, normed);
+        }
+        ForwardOutput { hidden, last_normed }
+    }
+
+    /// Next-token logits `[batch, vocab]` from final-normed states `[batch, hidden]`.
+    pub fn logits(&self, last_normed: Tensor<2>) -> Tensor<2> {
+        self.lm_head.forward(last_normed)
+    }
+}
