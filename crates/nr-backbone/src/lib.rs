@@ -13,3 +13,5 @@ pub mod gguf;
 
 pub use error::{BackboneError, Result};
 pub mod weights;
+pub mod llama;
+pub mod teacher;

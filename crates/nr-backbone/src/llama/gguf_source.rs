@@ -23,8 +23,9 @@ pub(super) fn load(path: &Path, device: &Device) -> Result<Llm> {
     let config = config_from_gguf(&gguf)?;
     let tokenizer = LlmTokenizer::from_gguf(&gguf)?;
     let template_src = gguf
-        .chat_template()
-        .ok_or_else(|| BackboneError::missing(path, "key 'tokenizer.chat_template'"))?;
+        .chat_template()?
+        .ok_or_else(|| BackboneError::missing(path, "key 'tokenizer.chat_template'"))?
+        .to_string();
     let template = ChatTemplate::new(
         &template_src,
         &tokenizer.token_text(tokenizer.bos_id),

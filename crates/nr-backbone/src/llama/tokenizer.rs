@@ -49,8 +49,9 @@ impl LlmTokenizer {
 
     /// Builds the tokenizer stored in a GGUF file's `tokenizer.ggml.*` keys.
     pub fn from_gguf(gguf: &crate::gguf::GgufFile) -> Result<Self> {
-        let t = crate::gguf::tokenizer_from_gguf(gguf)?;
-        Ok(Self::new(t.tokenizer, t.bos_id, t.eos_id, t.pad_id, t.add_bos))
+        let t = crate::gguf::GgufTokenizer::from_gguf(gguf)?;
+        let special = t.special().clone();
+        Ok(Self::new(t.into_tokenizer(), special.bos, special.eos, special.pad, special.add_bos))
     }
 
     /// Loads `tokenizer.json` of an HF folder; special tokens come from `tokenizer_config.json`.
