@@ -9,12 +9,8 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum BackboneError {
     /// The file could not be read (missing, permissions, ...).
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("{}: {error}", path.display())]
+    Io { path: PathBuf, error: std::io::Error },
     /// The file is readable but its content is malformed (truncated, wrong magic, bad offset, ...).
     #[error("{}: {detail}", path.display())]
     Malformed { path: PathBuf, detail: String },
@@ -49,7 +45,7 @@ pub type Result<T, E = BackboneError> = std::result::Result<T, E>;
 
 impl BackboneError {
     pub fn io(path: &Path, source: std::io::Error) -> Self {
-        Self::Io { path: path.to_path_buf(), source }
+        Self::Io { path: path.to_path_buf(), error: source }
     }
     pub fn malformed(path: &Path, detail: impl Into<String>) -> Self {
         Self::Malformed { path: path.to_path_buf(), detail: detail.into() }

@@ -183,3 +183,34 @@ impl WeightSource for SafetensorsWeights {
         Ok(HostTensor { data, shape: view.shape().to_vec() })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use safetensors::tensor::TensorView;
+
+    #[test]
+    fn f32_f16_and_bf16_tensors_read_as_the_same_f32_values() {
+        // Values exactly representable in all three formats.
+        let values = [0.5f32, -1.25, 3.0, 0.0, -0.015625, 96.0];
+        let f32_bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let f16_bytes: Vec<u8> = values.iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect();
+        let bf16_bytes: Vec<u8> = values.iter().flat_map(|v| half::bf16::from_f32(*v).to_le_bytes()).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let views = vec![
+            ("a".to_string(), TensorView::new(Dtype::F32, vec![2, 3], &f32_bytes).unwrap()),
+            ("b".to_string(), TensorView::new(Dtype::F16, vec![2, 3], &f16_bytes).unwrap()),
+            ("c".to_string(), TensorView::new(Dtype::BF16, vec![3, 2], &bf16_bytes).unwrap()),
+        ];
+        safetensors::serialize_to_file(views, None, &dir.path().join("model.safetensors")).unwrap();
+        let w = SafetensorsWeights::open_folder(dir.path()).unwrap();
+        for name in ["a", "b", "c"] {
+            assert_eq!(w.tensor(name).unwrap().data, values, "tensor {name}");
+        }
+        assert_eq!(w.tensor("c").unwrap().shape, [3, 2]);
+        let err = w.tensor_with_shape("a", &[3, 2]).unwrap_err().to_string();
+        assert!(err.contains("tensor 'a' has shape [2, 3], expected [3, 2]"), "{err}");
+        let err = w.tensor("zz").unwrap_err().to_string();
+        assert!(err.ends_with("missing tensor 'zz'"), "{err}");
+    }
+}

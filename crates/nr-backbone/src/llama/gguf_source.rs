@@ -15,6 +15,7 @@ use crate::error::{BackboneError, Result};
 use crate::gguf::GgufFile;
 use crate::weights::{HostTensor, WeightSource};
 
+
 /// GGUF architectures this decoder implements, and whether their q/k/v projections carry biases.
 const GGUF_ARCHITECTURES: &[(&str, bool)] = &[("llama", false), ("qwen2", true), ("mistral", false)];
 
@@ -31,7 +32,7 @@ pub(super) fn load(path: &Path, device: &Device) -> Result<Llm> {
         &tokenizer.token_text(tokenizer.bos_id),
         &tokenizer.token_text(tokenizer.stop_ids.first().copied()),
     )?;
-    let weights = GgufLlamaWeights { file: &gguf, config: &config };
+    let weights = GgufLlamaWeights::new(&gguf, &config);
     let model = super::build::build_llama(config.clone(), &weights, device)?;
     Ok(Llm { model, tokenizer, template, source: path.to_path_buf() })
 }
@@ -96,10 +97,17 @@ pub fn config_from_gguf(gguf: &GgufFile) -> Result<LlamaConfig> {
     Ok(config)
 }
 
-/// GGUF tensors under HF names, with llama.cpp's Q/K row permutation undone.
-struct GgufLlamaWeights<'a> {
+/// GGUF tensors under HF names, with llama.cpp's Q/K row permutation undone: a GGUF file seen as
+/// an HF checkpoint (also handy to convert one into the other).
+pub struct GgufLlamaWeights<'a> {
     file: &'a GgufFile,
     config: &'a LlamaConfig,
+}
+
+impl<'a> GgufLlamaWeights<'a> {
+    pub fn new(file: &'a GgufFile, config: &'a LlamaConfig) -> Self {
+        Self { file, config }
+    }
 }
 
 /// Maps an HF tensor name to its GGUF name.

@@ -23,6 +23,7 @@ use serde::Serialize;
 pub use batch::PaddedBatch;
 pub use chat_template::ChatTemplate;
 pub use config::LlamaConfig;
+pub use gguf_source::{GgufLlamaWeights, config_from_gguf};
 pub use generate::{GenerateOptions, GeneratedTokens, Sampling, StopReason, argmax, sample_top_p};
 pub use model::{KvCache, LlamaModel};
 pub use tokenizer::LlmTokenizer;
