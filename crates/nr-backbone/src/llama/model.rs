@@ -12,7 +12,7 @@ use burn::tensor::activation::{silu, softmax};
 use burn::tensor::{Device, Int, Tensor};
 
 use super::config::LlamaConfig;
-use super::rope::Rope;
+use super::rope::{Rope, RopeAngles};
 
 /// Added to attention scores of masked keys. Finite, so a row whose keys are all masked (a padding
 /// query) gives a uniform softmax instead of NaN.
@@ -91,9 +91,8 @@ impl Attention {
     fn forward(
         &self,
         x: Tensor<3>,
-        positions: &Tensor<2, Int>,
+        angles: &RopeAngles,
         mask: &Tensor<4>,
-        rope: &Rope,
         cache: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
     ) -> Tensor<3> {
         let [b, s, _] = x.dims();
@@ -101,8 +100,8 @@ impl Attention {
         let q = self.q_proj.forward(x.clone()).reshape([b, s, h, d]).swap_dims(1, 2);
         let k = self.k_proj.forward(x.clone()).reshape([b, s, kvh, d]).swap_dims(1, 2);
         let v = self.v_proj.forward(x).reshape([b, s, kvh, d]).swap_dims(1, 2);
-        let q = rope.apply(q, positions);
-        let k = rope.apply(k, positions);
+        let q = angles.rotate(q);
+        let k = angles.rotate(k);
         let (k, v) = match cache {
             Some(slot) => {
                 let (k, v) = match slot.take() {
@@ -122,9 +121,11 @@ impl Attention {
             let expand = |t: Tensor<4>| t.unsqueeze_dim::<5>(2).expand([b, kvh, rep, total, d]).reshape([b, h, total, d]);
             (expand(k), expand(v))
         };
+        // softmax(q k^T / sqrt(d) + mask) v. Written out: on flex it measured faster than the fused
+        // `module::attention` kernel for these shapes (docs/performance.md).
         let scores = q.matmul(k.swap_dims(2, 3)) / (d as f64).sqrt() + mask.clone();
-        let probs = softmax(scores, 3);
-        let out = probs.matmul(v).swap_dims(1, 2).reshape([b, s, h * d]);
+        let out = softmax(scores, 3).matmul(v);
+        let out = out.swap_dims(1, 2).reshape([b, s, h * d]);
         self.o_proj.forward(out)
     }
 }
@@ -140,12 +141,11 @@ impl DecoderLayer {
     fn forward(
         &self,
         x: Tensor<3>,
-        positions: &Tensor<2, Int>,
+        angles: &RopeAngles,
         mask: &Tensor<4>,
-        rope: &Rope,
         cache: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
     ) -> Tensor<3> {
-        let attn = self.self_attn.forward(self.input_layernorm.forward(x.clone()), positions, mask, rope, cache);
+        let attn = self.self_attn.forward(self.input_layernorm.forward(x.clone()), angles, mask, cache);
         let x = x + attn;
         let mlp = self.mlp.forward(self.post_attention_layernorm.forward(x.clone()));
         x + mlp
@@ -173,9 +173,10 @@ impl LlamaModel {
         if let Some(c) = cache.as_deref_mut() {
             c.layers.resize(n, None);
         }
+        let angles = self.rope.angles(positions);
         for (i, layer) in self.layers.iter().enumerate() {
             let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
-            x = layer.forward(x, positions, mask, &self.rope, slot);
+            x = layer.forward(x, &angles, mask, slot);
             if i + 1 < n && want.contains(&(i + 1)) {
                 hidden.insert(i + 1, x.clone());
             }

@@ -40,16 +40,32 @@ impl Rope {
         self.max_positions
     }
 
-    /// Rotates `x` `[batch, heads, seq, head_dim]` by the angles of `positions` `[batch, seq]`.
-    pub fn apply(&self, x: Tensor<4>, positions: &Tensor<2, Int>) -> Tensor<4> {
-        let [b, _, s, d] = x.dims();
+    /// The cos/sin of `positions` `[batch, seq]`, gathered once per forward pass for all layers.
+    pub fn angles(&self, positions: &Tensor<2, Int>) -> RopeAngles {
+        let [b, s] = positions.dims();
+        let d = self.cos.dims()[1];
         let flat = positions.clone().reshape([b * s]);
         let cos = self.cos.clone().select(0, flat.clone()).reshape([b, 1, s, d]);
         let sin = self.sin.clone().select(0, flat).reshape([b, 1, s, d]);
+        // rotate_half(x) * sin == swap_halves(x) * [-sin_lo, sin_hi]: fold the sign into sin.
         let half = d / 2;
-        let x1 = x.clone().narrow(3, 0, half);
-        let x2 = x.clone().narrow(3, half, half);
-        let rotated = Tensor::cat(vec![x2.neg(), x1], 3);
-        x * cos + rotated * sin
+        let signed_sin = Tensor::cat(vec![sin.clone().narrow(3, 0, half).neg(), sin.narrow(3, half, half)], 3);
+        RopeAngles { cos, signed_sin }
+    }
+}
+
+/// cos and sign-folded sin `[batch, 1, seq, head_dim]` of one batch's positions.
+#[derive(Debug, Clone)]
+pub struct RopeAngles {
+    cos: Tensor<4>,
+    signed_sin: Tensor<4>,
+}
+
+impl RopeAngles {
+    /// Rotates `x` `[batch, heads, seq, head_dim]`: `x * cos + rotate_half(x) * sin`.
+    pub fn rotate(&self, x: Tensor<4>) -> Tensor<4> {
+        let half = x.dims()[3] / 2;
+        let swapped = Tensor::cat(vec![x.clone().narrow(3, half, half), x.clone().narrow(3, 0, half)], 3);
+        x * self.cos.clone() + swapped * self.signed_sin.clone()
     }
 }
