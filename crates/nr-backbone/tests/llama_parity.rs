@@ -129,3 +129,25 @@ fn generated_token_hidden_states_equal_a_forward_over_prompt_plus_reply() {
         }
     }
 }
+
+#[test]
+fn seeded_sampling_is_reproducible_and_temperature_zero_is_greedy() {
+    use nr_backbone::llama::Sampling;
+    let prompt = ids(&cases()[0]["input_ids"]);
+    let sampled = |seed| {
+        let opts = GenerateOptions {
+            max_new_tokens: 8,
+            sampling: Sampling::TopP { temperature: 0.9, top_p: 0.95, seed },
+            ..Default::default()
+        };
+        llm().generate(std::slice::from_ref(&prompt), &opts).unwrap().remove(0).ids
+    };
+    assert_eq!(sampled(11), sampled(11));
+    let cold = GenerateOptions {
+        max_new_tokens: 3,
+        sampling: Sampling::TopP { temperature: 0.0, top_p: 0.9, seed: 1 },
+        ..Default::default()
+    };
+    let greedy = ids(&cases()[0]["greedy_24"]);
+    assert_eq!(llm().generate(std::slice::from_ref(&prompt), &cold).unwrap()[0].ids, greedy[..3]);
+}

@@ -190,3 +190,34 @@ pub fn sample_top_p(scores: &[f32], temperature: f32, top_p: f32, rng: &mut StdR
     }
     nucleus[cut - 1].0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argmax_takes_the_first_of_equal_maxima() {
+        assert_eq!(argmax(&[0.5, 2.0, -1.0, 2.0]), 1);
+    }
+
+    #[test]
+    fn top_p_sampling_follows_the_softmax_and_cuts_the_tail() {
+        // softmax([0, ln 3]) = [0.25, 0.75].
+        let scores = [0.0f32, 3.0f32.ln()];
+        let mut rng = StdRng::seed_from_u64(7);
+        let draws = 20_000;
+        let ones = (0..draws).filter(|_| sample_top_p(&scores, 1.0, 1.0, &mut rng) == 1).count();
+        let share = ones as f64 / draws as f64;
+        assert!((share - 0.75).abs() < 0.015, "token 1 drawn {share:.3} of the time, expected 0.75");
+        // top_p = 0.5 keeps only the 0.75 token.
+        assert!((0..200).all(|_| sample_top_p(&scores, 1.0, 0.5, &mut rng) == 1));
+        // Temperature 0 is greedy.
+        assert_eq!(sample_top_p(&scores, 0.0, 1.0, &mut rng), 1);
+        // The same seed draws the same sequence.
+        let seq = |seed| {
+            let mut r = StdRng::seed_from_u64(seed);
+            (0..50).map(|_| sample_top_p(&[0.1, 0.2, 0.3, 0.0], 1.0, 0.95, &mut r)).collect::<Vec<_>>()
+        };
+        assert_eq!(seq(3), seq(3));
+    }
+}
