@@ -60,6 +60,20 @@ pub fn to_host<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
         .map_err(|e| BackboneError::Input(format!("reading a tensor back from the device: {e:?}")))
 }
 
+/// The transpose of a 2-D host tensor, laid out contiguously. Transposing on the host (once, at
+/// load) rather than with `Tensor::transpose` keeps weights contiguous: a strided weight would be
+/// copied again by every matmul.
+pub fn transposed(t: &HostTensor) -> HostTensor {
+    let (rows, cols) = (t.shape[0], t.shape[1]);
+    let mut data = vec![0.0f32; t.data.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            data[c * rows + r] = t.data[r * cols + c];
+        }
+    }
+    HostTensor { data, shape: vec![cols, rows] }
+}
+
 /// A `Linear` from PyTorch weights `[out, in]` (+ optional bias `[out]`); burn stores `[in, out]`.
 pub fn linear(
     src: &dyn WeightSource,
@@ -70,7 +84,7 @@ pub fn linear(
     device: &Device,
 ) -> Result<Linear> {
     let w = src.tensor_with_shape(&format!("{prefix}.weight"), &[d_out, d_in])?;
-    let weight: Tensor<2> = to_device(w, device).transpose();
+    let weight: Tensor<2> = to_device(transposed(&w), device);
     let bias = if with_bias {
         let b = src.tensor_with_shape(&format!("{prefix}.bias"), &[d_out])?;
         Some(Param::from_tensor(to_device::<1>(b, device)))

@@ -151,3 +151,16 @@ fn seeded_sampling_is_reproducible_and_temperature_zero_is_greedy() {
     let greedy = ids(&cases()[0]["greedy_24"]);
     assert_eq!(llm().generate(std::slice::from_ref(&prompt), &cold).unwrap()[0].ids, greedy[..3]);
 }
+
+#[test]
+fn extracting_a_middle_layer_alone_equals_the_full_pass() {
+    // forward() without logits stops after the deepest requested layer.
+    let prompt = ids(&cases()[1]["input_ids"]);
+    let early = llm().forward(std::slice::from_ref(&prompt), &[1, 15], false).unwrap().remove(0);
+    let full = llm().forward(std::slice::from_ref(&prompt), &[1, 15], true).unwrap().remove(0);
+    for layer in [1, 15] {
+        assert_eq!(early.hidden[&layer], full.hidden[&layer], "layer {layer}");
+    }
+    let want = floats(&cases()[1]["hidden_last_token"]["15"]);
+    assert!(rel_l2(&early.hidden[&15].last(), &want) < 1e-3);
+}

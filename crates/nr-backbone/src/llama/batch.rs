@@ -33,7 +33,9 @@ impl PaddedBatch {
             ids.extend(seq.iter().map(|&t| t as i64));
             positions.extend((0..s).map(|t| t.saturating_sub(p) as i64));
             for i in 0..s {
-                mask.extend((0..s).map(|j| if j >= p && j <= i { 0.0 } else { MASKED }));
+                // Real queries see real keys up to themselves; padding queries see only themselves,
+                // so their rows stay finite (their outputs are never read).
+                mask.extend((0..s).map(|j| if (j >= p && j <= i) || (i < p && j == i) { 0.0 } else { MASKED }));
             }
         }
         Self {

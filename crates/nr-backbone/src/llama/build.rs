@@ -8,7 +8,7 @@ use super::config::LlamaConfig;
 use super::model::{Attention, DecoderLayer, LlamaModel, Mlp};
 use super::rope::Rope;
 use crate::error::Result;
-use crate::weights::{WeightSource, embedding, linear, to_device, vector};
+use crate::weights::{WeightSource, embedding, linear, to_device, transposed, vector};
 
 /// RoPE tables are built up to this many positions at most (memory: 2 x positions x head_dim floats).
 const MAX_ROPE_POSITIONS: usize = 32_768;
@@ -55,7 +55,7 @@ pub fn build_llama(config: LlamaConfig, src: &dyn WeightSource, device: &Device)
     } else {
         // Tied head: logits = h . E^T, stored transposed once so each step is a plain matmul.
         let e = src.tensor_with_shape("model.embed_tokens.weight", &[config.vocab_size, h])?;
-        Linear { weight: Param::from_tensor(to_device::<2>(e, device).transpose()), bias: None }
+        Linear { weight: Param::from_tensor(to_device::<2>(transposed(&e), device)), bias: None }
     };
     let rope = Rope::new(hd, config.rope_theta, config.max_position_embeddings.min(MAX_ROPE_POSITIONS), device);
     Ok(LlamaModel { config, embed_tokens, layers, norm, lm_head, rope, device: device.clone() })

@@ -171,10 +171,15 @@ impl Llm {
             )));
         }
         let batch = PaddedBatch::new(prompts, self.tokenizer.pad_id, &self.model.device);
-        let out = self.model.forward(batch.ids, &batch.positions, &batch.mask, None, layers);
+        let (hidden, last_normed) = if logits {
+            let out = self.model.forward(batch.ids, &batch.positions, &batch.mask, None, layers);
+            (out.hidden, Some(out.last_normed))
+        } else {
+            (self.model.hidden_states(batch.ids, &batch.positions, &batch.mask, layers), None)
+        };
         let mut results: Vec<SequenceOutput> =
             (0..prompts.len()).map(|_| SequenceOutput { hidden: BTreeMap::new(), logits: None }).collect();
-        for (layer, states) in out.hidden {
+        for (layer, states) in hidden {
             let [_, s, dim] = states.dims();
             let flat = to_host(states)?;
             for (row, res) in results.iter_mut().enumerate() {
@@ -183,8 +188,8 @@ impl Llm {
                 res.hidden.insert(layer, TokenStates { len: s - p, dim, data });
             }
         }
-        if logits {
-            let l = self.model.logits(out.last_normed);
+        if let Some(last_normed) = last_normed {
+            let l = self.model.logits(last_normed);
             let vocab = l.dims()[1];
             let flat = to_host(l)?;
             for (row, res) in results.iter_mut().enumerate() {

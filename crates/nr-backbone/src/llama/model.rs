@@ -14,9 +14,10 @@ use burn::tensor::{Device, Int, Tensor};
 use super::config::LlamaConfig;
 use super::rope::{Rope, RopeAngles};
 
-/// Added to attention scores of masked keys. Finite, so a row whose keys are all masked (a padding
-/// query) gives a uniform softmax instead of NaN.
-pub const MASKED: f32 = -1.0e9;
+/// Added to attention scores of masked keys. Every query row keeps at least one key (padding
+/// queries attend to themselves), so no softmax row is all `-inf`; an infinite mask also keeps
+/// `exp` off glibc's slow underflow path that a large finite negative takes.
+pub const MASKED: f32 = f32::NEG_INFINITY;
 
 /// Self-attention with grouped key/value heads.
 #[derive(Debug)]
@@ -153,6 +154,35 @@ impl DecoderLayer {
 }
 
 impl LlamaModel {
+    /// Hidden states of the layers in `want` only, stopping after the deepest one: extraction of a
+    /// middle layer skips the layers above it. No KV cache, no logits.
+    pub fn hidden_states(
+        &self,
+        ids: Tensor<2, Int>,
+        positions: &Tensor<2, Int>,
+        mask: &Tensor<4>,
+        want: &[usize],
+    ) -> BTreeMap<usize, Tensor<3>> {
+        let n = self.layers.len();
+        let deepest = want.iter().copied().max().unwrap_or(0);
+        if deepest >= n {
+            return self.forward(ids, positions, mask, None, want).hidden;
+        }
+        let mut hidden = BTreeMap::new();
+        let mut x = self.embed_tokens.forward(ids);
+        if want.contains(&0) {
+            hidden.insert(0, x.clone());
+        }
+        let angles = self.rope.angles(positions);
+        for (i, layer) in self.layers.iter().take(deepest).enumerate() {
+            x = layer.forward(x, &angles, mask, None);
+            if want.contains(&(i + 1)) {
+                hidden.insert(i + 1, x.clone());
+            }
+        }
+        hidden
+    }
+
     /// Runs `ids` `[batch, seq]` at `positions` `[batch, seq]` with an additive `mask`
     /// `[batch, 1, seq, cached + seq]`, appending to `cache` when given, and returns the hidden states
     /// of the layers in `want` (see [`ForwardOutput::hidden`]).
