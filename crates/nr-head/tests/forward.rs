@@ -1,0 +1,173 @@
+//! Forward passes: a hand-checked linear head, layer mixing, unit outputs, padding invariance,
+//! shape errors, gradient flow to every parameter.
+
+mod common;
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Tensor};
+use common::*;
+use nr_head::{HeadConfig, HeadError, HeadKind, LayerMix, Projection};
+
+#[test]
+fn linear_head_is_the_normalised_map_of_the_masked_mean() {
+    let device = Device::flex();
+    device.seed(1);
+    let head = HeadConfig::new(HeadKind::Linear, H, D)
+        .init(&device)
+        .unwrap();
+    let Projection::Linear(linear) = &head.projection else {
+        panic!("a linear head")
+    };
+    let w = host(linear.weight.val()); // [H, D]
+    let bias = host(linear.bias.as_ref().unwrap().val());
+    let lengths = [3, 1];
+    let (hidden, mask) = inputs(&mut Rng::new(2), 1, &lengths, 3, &device);
+    let x = host(hidden.clone());
+    let out = host(head.forward(hidden, mask).unwrap());
+    for (row, &len) in lengths.iter().enumerate() {
+        let mean: Vec<f64> = (0..H)
+            .map(|h| {
+                (0..len)
+                    .map(|t| x[(row * 3 + t) * H + h] as f64)
+                    .sum::<f64>()
+                    / len as f64
+            })
+            .collect();
+        let y: Vec<f64> = (0..D)
+            .map(|d| bias[d] as f64 + (0..H).map(|h| mean[h] * w[h * D + d] as f64).sum::<f64>())
+            .collect();
+        let norm = y.iter().map(|v| v * v).sum::<f64>().sqrt();
+        for d in 0..D {
+            let (got, want) = (out[row * D + d] as f64, y[d] / norm);
+            assert!(
+                (got - want).abs() < 1e-5,
+                "row {row} dim {d}: {got} vs {want}"
+            );
+        }
+    }
+}
+
+#[test]
+fn layer_mix_weights_layers_by_the_softmax_of_its_logits() {
+    let device = Device::flex();
+    let mut mix = LayerMix::new(2, &device);
+    // A fresh mix is the mean of the layers.
+    let x = tensor(vec![1.0, 2.0, 5.0, 10.0], [1, 2, 1, 2], &device);
+    assert_eq!(host(mix.forward(x.clone())), [3.0, 6.0]);
+    // Logits (0, ln 3) weigh the layers 1/4 and 3/4.
+    mix.logits = Param::from_tensor(tensor(vec![0.0, 3f32.ln()], [2], &device));
+    let out = host(mix.forward(x));
+    assert!(
+        (out[0] - 4.0).abs() < 1e-6 && (out[1] - 8.0).abs() < 1e-6,
+        "{out:?}"
+    );
+}
+
+#[test]
+fn outputs_are_unit_vectors_unchanged_by_padding_and_batching() {
+    let device = Device::flex();
+    for config in configs(2) {
+        device.seed(3);
+        let head = config.init(&device).unwrap().valid();
+        let lengths = [4, 2, 1];
+        let mut rng = Rng::new(4);
+        let (hidden, mask) = inputs(&mut rng, 2, &lengths, 4, &device);
+        let batch = host(head.forward(hidden.clone(), mask.clone()).unwrap());
+        for row in batch.chunks(D) {
+            let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+            assert!((norm - 1.0).abs() < 1e-5, "{:?}: norm {norm}", config.kind);
+        }
+        // Each row alone, cut to its real tokens, gives the same vector.
+        for (i, &len) in lengths.iter().enumerate() {
+            let one = hidden.clone().narrow(0, i, 1).narrow(2, 0, len);
+            let one_mask = mask.clone().narrow(0, i, 1).narrow(1, 0, len);
+            let alone = host(head.forward(one, one_mask).unwrap());
+            for (a, b) in alone.iter().zip(&batch[i * D..(i + 1) * D]) {
+                assert!((a - b).abs() < 1e-5, "{config:?} row {i}: {a} vs {b}");
+            }
+        }
+    }
+}
+
+#[test]
+fn forward_rejects_inputs_of_the_wrong_shape() {
+    let device = Device::flex();
+    let head = configs(2)[0].init(&device).unwrap();
+    let mask = Tensor::<2>::ones([1, 3], &device);
+    let err = head
+        .forward(Tensor::zeros([1, 1, 3, H], &device), mask.clone())
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "head input: hidden has shape [1, 1, 3, 12], expected [batch >= 1, 2, tokens >= 1, 12]"
+    );
+    let err = head
+        .forward(Tensor::zeros([1, 2, 3, H + 1], &device), mask)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            HeadError::Input {
+                tensor: "hidden",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = head.forward(
+        Tensor::zeros([1, 2, 3, H], &device),
+        Tensor::ones([1, 2], &device),
+    );
+    assert_eq!(
+        err.unwrap_err().to_string(),
+        "head input: mask has shape [1, 2], expected [1, 3] (batch, tokens of hidden)"
+    );
+}
+
+/// Counts float parameters and those with a non-zero gradient.
+struct GradientCensus<'a> {
+    grads: &'a GradientsParams,
+    params: usize,
+    nonzero: usize,
+}
+
+impl ModuleVisitor for GradientCensus<'_> {
+    fn visit_float<const N: usize>(&mut self, param: &Param<Tensor<N>>) {
+        self.params += 1;
+        if let Some(g) = self.grads.get::<N>(param.id) {
+            if host(g.abs().sum())[0] > 0.0 {
+                self.nonzero += 1;
+            }
+        }
+    }
+}
+
+#[test]
+fn every_parameter_of_every_head_gets_a_gradient() {
+    let device = Device::flex().autodiff();
+    for config in configs(3) {
+        device.seed(5);
+        let head = config.init(&device).unwrap();
+        let (hidden, mask) = inputs(&mut Rng::new(6), 3, &[3, 2], 3, &device);
+        let target = tensor(Rng::new(7).vec(2 * D), [2, D], &device);
+        let loss = (head.forward(hidden, mask).unwrap() * target).sum();
+        let grads = GradientsParams::from_grads(loss.backward(), &head);
+        let mut census = GradientCensus {
+            grads: &grads,
+            params: 0,
+            nonzero: 0,
+        };
+        head.visit(&mut census);
+        eprintln!(
+            "{:?} head: {} parameter tensors",
+            config.kind, census.params
+        );
+        assert!(census.params >= 3, "{} parameter tensors", census.params);
+        assert_eq!(
+            census.nonzero, census.params,
+            "{:?}: parameters without gradient",
+            config
+        );
+    }
+}
