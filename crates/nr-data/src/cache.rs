@@ -16,6 +16,7 @@ use std::fmt;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use sha2::{Digest, Sha256};
@@ -270,10 +271,16 @@ impl TensorCache {
                 "rebuilding cache entry: {reason}"
             ),
         }
-        let set = build()?;
+        let mut set = build()?;
         self.store(key, &set, storage)?;
-        // Return what was built, not the f16-rounded copy, so the first run equals the stored
-        // values only when storing f32; callers that need identical values across runs store f32.
+        if storage == StorageDtype::F16 {
+            // Return what a later load returns, so the first run and cached runs agree exactly.
+            for tensor in set.values_mut() {
+                for v in &mut tensor.data {
+                    *v = half::f16::from_f32(*v).to_f32();
+                }
+            }
+        }
         Ok(set)
     }
 }
@@ -347,16 +354,14 @@ fn decode(bytes: &[u8], key: &CacheKey) -> std::result::Result<TensorSet, String
 
 /// Writes `bytes` to a unique temporary file beside `path`, syncs it, then renames it onto `path`.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let unique = NEXT.fetch_add(1, Ordering::Relaxed);
     let file_name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = path.with_file_name(format!(
-        ".{file_name}.{}.{nanos}.tmp",
+        ".{file_name}.{}.{unique}.tmp",
         std::process::id()
     ));
     let result = (|| {
