@@ -176,7 +176,7 @@ impl HeadConfig {
             if width == 0 {
                 return Err(HeadError::config("mapper_width", "must be positive"));
             }
-            if self.mapper_heads == 0 || width % self.mapper_heads != 0 {
+            if self.mapper_heads == 0 || !width.is_multiple_of(self.mapper_heads) {
                 return Err(HeadError::config(
                     "mapper_heads",
                     format!(

@@ -135,10 +135,10 @@ struct GradientCensus<'a> {
 impl ModuleVisitor for GradientCensus<'_> {
     fn visit_float<const N: usize>(&mut self, param: &Param<Tensor<N>>) {
         self.params += 1;
-        if let Some(g) = self.grads.get::<N>(param.id) {
-            if host(g.abs().sum())[0] > 0.0 {
-                self.nonzero += 1;
-            }
+        if let Some(g) = self.grads.get::<N>(param.id)
+            && host(g.abs().sum())[0] > 0.0
+        {
+            self.nonzero += 1;
         }
     }
 }

@@ -88,13 +88,16 @@ fn a_head_loaded_on_an_autodiff_device_trains() {
     assert!(linear.weight.val().grad(&grads).is_some());
 }
 
+/// An edit of the running setup and the error it must cause.
+type MetaChange = Box<dyn Fn(&mut nr_head::HeadMeta)>;
+
 #[test]
 fn loading_against_another_setup_is_a_one_line_error() {
     let dir = tempfile::tempdir().unwrap();
     let stem = saved_head(dir.path(), &configs(1)[0]);
     let json = sidecar_path(&stem);
     let device = Device::flex();
-    let cases: Vec<(Box<dyn Fn(&mut nr_head::HeadMeta)>, String)> = vec![
+    let cases: Vec<(MetaChange, String)> = vec![
         (
             Box::new(|m| m.backbone.hidden_size = 576),
             format!(

@@ -133,9 +133,7 @@ fn reference(
     p: &[f64],
     n: &[f64],
     keep: &[f64],
-    b: usize,
-    k: usize,
-    dim: usize,
+    (b, k, dim): (usize, usize, usize),
     tau: f64,
 ) -> f64 {
     let row = |v: &[f64], i: usize| v[i * dim..(i + 1) * dim].to_vec();
@@ -176,7 +174,7 @@ fn info_nce_values_and_gradients_match_an_f64_reference() {
         .unwrap();
     let grads = loss.backward();
     let got = host(student.grad(&grads).expect("student gradient"));
-    let f = |x: &[f64]| reference(x, &p, &n, &keep, b, k, dim, tau);
+    let f = |x: &[f64]| reference(x, &p, &n, &keep, (b, k, dim), tau);
     let (value, want_value) = (scalar(loss), f(&s));
     assert!(
         (value - want_value).abs() < 1e-5 * want_value.abs().max(1.0),

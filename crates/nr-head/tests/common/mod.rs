@@ -99,9 +99,7 @@ pub fn inputs(
             } else {
                 for l in 0..layers {
                     let start = ((i * layers + l) * tokens + t) * H;
-                    hidden[start..start + H]
-                        .iter_mut()
-                        .for_each(|x| *x = 50.0 + *x);
+                    hidden[start..start + H].iter_mut().for_each(|x| *x += 50.0);
                 }
             }
         }
