@@ -312,17 +312,16 @@ fn decode(bytes: &[u8], key: &CacheKey) -> std::result::Result<TensorSet, String
         ));
     }
     if get(META_KEY) != key.as_str() {
-        return Err(format!(
-            "file holds key {}, expected {key}",
-            get(META_KEY)
-        ));
+        return Err(format!("file holds key {}, expected {key}", get(META_KEY)));
     }
     let mut names: Vec<&str> = st.names();
     names.sort_unstable();
     let mut hasher = Sha256::new();
     let mut set = TensorSet::new();
     for name in names {
-        let view = st.tensor(name).map_err(|e| format!("tensor `{name}`: {e}"))?;
+        let view = st
+            .tensor(name)
+            .map_err(|e| format!("tensor `{name}`: {e}"))?;
         let data: Vec<f32> = match view.dtype() {
             Dtype::F32 => view
                 .data()
@@ -360,10 +359,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = path.with_file_name(format!(
-        ".{file_name}.{}.{unique}.tmp",
-        std::process::id()
-    ));
+    let tmp = path.with_file_name(format!(".{file_name}.{}.{unique}.tmp", std::process::id()));
     let result = (|| {
         let mut file = File::create(&tmp)?;
         file.write_all(bytes)?;

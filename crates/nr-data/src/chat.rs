@@ -48,7 +48,11 @@ pub fn conversation_messages(
         messages.push(ChatMessage::new(ROLE_SYSTEM, system));
     }
     for (i, text) in context.iter().enumerate() {
-        let role = if i % 2 == 0 { ROLE_USER } else { ROLE_ASSISTANT };
+        let role = if i % 2 == 0 {
+            ROLE_USER
+        } else {
+            ROLE_ASSISTANT
+        };
         messages.push(ChatMessage::new(role, text.as_str()));
     }
     messages.push(ChatMessage::new(ROLE_USER, question));

@@ -11,10 +11,18 @@ pub mod qrecc;
 pub mod qrels;
 pub mod run;
 
-pub use cache::{CacheKey, CacheKeyBuilder, CacheLookup, CachedTensor, StorageDtype, TensorCache, TensorSet, file_sha256};
-pub use chat::{ChatMessage, FittedChat, ROLE_ASSISTANT, ROLE_SYSTEM, ROLE_USER, conversation_messages, fit_conversation};
+pub use cache::{
+    CacheKey, CacheKeyBuilder, CacheLookup, CachedTensor, StorageDtype, TensorCache, TensorSet,
+    file_sha256,
+};
+pub use chat::{
+    ChatMessage, FittedChat, ROLE_ASSISTANT, ROLE_SYSTEM, ROLE_USER, conversation_messages,
+    fit_conversation,
+};
 pub use collection::{Passage, PassageReader, read_collection, write_collection};
-pub use corpus::{AnswerCorpus, AnswerSources, MIN_ANSWER_CHARS, answer_passage_id, normalize_whitespace};
+pub use corpus::{
+    AnswerCorpus, AnswerSources, MIN_ANSWER_CHARS, answer_passage_id, normalize_whitespace,
+};
 pub use error::{DataError, Result};
 pub use qrecc::{QreccTurn, parse_qrecc_turns, read_qrecc_turns, source_by_turn_id};
 pub use qrels::{Judgment, Qrels, QueryQrels};

@@ -37,7 +37,9 @@ impl QueryQrels {
 
     /// The relevance grade of a document, `None` when it was not judged.
     pub fn relevance(&self, doc_id: &str) -> Option<i32> {
-        self.by_doc.get(doc_id).map(|&i| self.judgments[i].relevance)
+        self.by_doc
+            .get(doc_id)
+            .map(|&i| self.judgments[i].relevance)
     }
 
     /// How many documents have a grade of at least `level` (trec_eval's relevance level is 1).
@@ -160,7 +162,8 @@ impl Qrels {
         let path = path.as_ref();
         let io = |e| DataError::io(path, e);
         let mut out = BufWriter::new(File::create(path).map_err(io)?);
-        out.write_all(self.to_trec_string().as_bytes()).map_err(io)?;
+        out.write_all(self.to_trec_string().as_bytes())
+            .map_err(io)?;
         out.flush().map_err(io)
     }
 }

@@ -13,8 +13,11 @@ fn turn_json(extra: &str, drop: &str) -> String {
         ("Turn_no", "2"),
         ("Conversation_source", "\"trec\""),
     ];
-    let mut parts: Vec<String> =
-        fields.iter().filter(|(k, _)| *k != drop).map(|(k, v)| format!("\"{k}\": {v}")).collect();
+    let mut parts: Vec<String> = fields
+        .iter()
+        .filter(|(k, _)| *k != drop)
+        .map(|(k, v)| format!("\"{k}\": {v}"))
+        .collect();
     if !extra.is_empty() {
         parts.push(extra.to_string());
     }
@@ -33,21 +36,30 @@ fn missing_unknown_and_mistyped_fields_name_file_turn_and_field() {
     let cases = [
         (turn_json("", "Rewrite"), "Rewrite"),
         (turn_json("\"Extra\": 1", ""), "Extra"),
-        (turn_json("", "").replace("\"Turn_no\": 2", "\"Turn_no\": \"x\""), "Turn_no"),
+        (
+            turn_json("", "").replace("\"Turn_no\": 2", "\"Turn_no\": \"x\""),
+            "Turn_no",
+        ),
     ];
     for (json, field) in cases {
-        let err = parse_qrecc_turns(&json, "conv.json".as_ref()).unwrap_err().to_string();
+        let err = parse_qrecc_turns(&json, "conv.json".as_ref())
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("conv.json"), "{err}");
         assert!(err.contains(field), "'{err}' does not name {field}");
         assert!(!err.contains('\n'), "{err}");
     }
-    let err = parse_qrecc_turns("{\"not\": \"a list\"}", "conv.json".as_ref()).unwrap_err().to_string();
+    let err = parse_qrecc_turns("{\"not\": \"a list\"}", "conv.json".as_ref())
+        .unwrap_err()
+        .to_string();
     assert!(err.starts_with("conv.json"), "{err}");
 }
 
 #[test]
 fn bad_lines_of_qrels_and_collections_name_file_and_line() {
-    let err = Qrels::parse("q1 0 d1 1\nq2 0 d2\n", "qrels.txt".as_ref()).unwrap_err().to_string();
+    let err = Qrels::parse("q1 0 d1 1\nq2 0 d2\n", "qrels.txt".as_ref())
+        .unwrap_err()
+        .to_string();
     assert!(err.starts_with("qrels.txt:2"), "{err}");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.jsonl");
@@ -61,8 +73,19 @@ fn bad_lines_of_qrels_and_collections_name_file_and_line() {
 #[test]
 fn a_folder_of_jsonl_files_streams_in_file_name_order() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("b.jsonl"), "{\"id\": \"b1\", \"contents\": \"x\"}\n").unwrap();
-    std::fs::write(dir.path().join("a.jsonl"), "{\"id\": \"a1\", \"contents\": \"y\"}\n{\"id\": \"a2\", \"contents\": \"z\"}\n").unwrap();
-    let ids: Vec<String> = PassageReader::open(dir.path()).unwrap().map(|p| p.unwrap().id).collect();
+    std::fs::write(
+        dir.path().join("b.jsonl"),
+        "{\"id\": \"b1\", \"contents\": \"x\"}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("a.jsonl"),
+        "{\"id\": \"a1\", \"contents\": \"y\"}\n{\"id\": \"a2\", \"contents\": \"z\"}\n",
+    )
+    .unwrap();
+    let ids: Vec<String> = PassageReader::open(dir.path())
+        .unwrap()
+        .map(|p| p.unwrap().id)
+        .collect();
     assert_eq!(ids, ["a1", "a2", "b1"]);
 }

@@ -5,8 +5,14 @@ use std::path::PathBuf;
 use nr_data::{AnswerCorpus, AnswerSources, PassageReader, Qrels, read_qrecc_turns};
 
 fn data(name: &str) -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/qrecc-offline").join(name);
-    assert!(p.exists(), "{} is missing (the shared data sits beside the checkout)", p.display());
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data/qrecc-offline")
+        .join(name);
+    assert!(
+        p.exists(),
+        "{} is missing (the shared data sits beside the checkout)",
+        p.display()
+    );
     p
 }
 
@@ -20,7 +26,10 @@ fn rebuilding_the_corpus_from_qrecc_test_json_reproduces_qrels_test_exactly() {
     assert_eq!(corpus.qrels.len(), 304);
     // Every rebuilt passage is in the shipped collection with the same text.
     let shipped: std::collections::HashMap<String, String> =
-        PassageReader::open(data("passages.jsonl")).unwrap().map(|p| p.map(|p| (p.id, p.contents)).unwrap()).collect();
+        PassageReader::open(data("passages.jsonl"))
+            .unwrap()
+            .map(|p| p.map(|p| (p.id, p.contents)).unwrap())
+            .collect();
     assert_eq!(shipped.len(), 23_290);
     for p in &corpus.passages {
         assert_eq!(shipped.get(&p.id), Some(&p.contents), "passage {}", p.id);
@@ -29,10 +38,16 @@ fn rebuilding_the_corpus_from_qrecc_test_json_reproduces_qrels_test_exactly() {
 
 #[test]
 fn qrels_and_turn_ids_agree_on_every_split() {
-    for (json, qrels) in [("qrecc_train.json", "qrels_train.txt"), ("qrecc_dev.json", "qrels_dev.txt")] {
+    for (json, qrels) in [
+        ("qrecc_train.json", "qrels_train.txt"),
+        ("qrecc_dev.json", "qrels_dev.txt"),
+    ] {
         let turns = read_qrecc_turns(data(json)).unwrap();
         let q = Qrels::read(data(qrels)).unwrap();
         let ids: std::collections::HashSet<String> = turns.iter().map(|t| t.id()).collect();
-        assert!(q.queries().iter().all(|qq| ids.contains(&qq.query_id)), "{qrels} names unknown turns");
+        assert!(
+            q.queries().iter().all(|qq| ids.contains(&qq.query_id)),
+            "{qrels} names unknown turns"
+        );
     }
 }
