@@ -1,6 +1,9 @@
 //! Files written by `GgufWriter` read back by `GgufFile`: every metadata type, typed getters,
 //! alignment, and tensors of each writable type de-quantised to the expected values.
 
+// Reference values are written exactly as the oracle printed them (all exact in f32).
+#![allow(clippy::excessive_precision)]
+
 use nr_backbone::gguf::{GgmlType, GgufArray, GgufFile, GgufValue, GgufValueType, GgufWriter};
 use nr_backbone::weights::WeightSource;
 

@@ -59,7 +59,10 @@ pub fn dequantize(ty: GgmlType, bytes: &[u8], n_elements: usize) -> Result<Vec<f
 pub fn dequantize_into(ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> Result<(), DequantError> {
     let f = block_fn(ty).ok_or(DequantError::Unsupported(ty))?;
     let (block, size) = (ty.block_size(), ty.type_size());
-    let expected = (out.len() % block == 0).then(|| out.len() / block * size);
+    let expected = out
+        .len()
+        .is_multiple_of(block)
+        .then(|| out.len() / block * size);
     if expected != Some(bytes.len()) {
         return Err(DequantError::Size {
             ty,

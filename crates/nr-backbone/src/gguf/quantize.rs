@@ -9,7 +9,7 @@ use super::ggml_type::GgmlType;
 /// Encodes `x` (a whole number of blocks) as `ty`; `None` for a type without a quantiser here
 /// (supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1) or a length that is not a whole number of blocks.
 pub fn quantize(ty: GgmlType, x: &[f32]) -> Option<Vec<u8>> {
-    if x.len() % ty.block_size() != 0 {
+    if !x.len().is_multiple_of(ty.block_size()) {
         return None;
     }
     let mut out = Vec::with_capacity(x.len() / ty.block_size() * ty.type_size());

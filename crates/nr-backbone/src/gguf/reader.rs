@@ -508,7 +508,7 @@ fn validate_tensor(
     }
     let block = t.ggml_type.block_size() as u64;
     let first = t.dims.first().copied().unwrap_or(1);
-    if first % block != 0 {
+    if !first.is_multiple_of(block) {
         return bad(format!(
             "first dimension {first} is not a multiple of the {} block size {block}",
             t.ggml_type
@@ -520,7 +520,7 @@ fn validate_tensor(
             t.ggml_type
         ));
     };
-    if t.offset % alignment != 0 {
+    if !t.offset.is_multiple_of(alignment) {
         return bad(format!(
             "offset {} is not a multiple of the alignment {alignment}",
             t.offset

@@ -56,7 +56,7 @@ impl GgufWriter {
             )));
         }
         let last = shape.last().copied().unwrap_or(1);
-        if last % ty.block_size() != 0 {
+        if !last.is_multiple_of(ty.block_size()) {
             return Err(BackboneError::Input(format!(
                 "gguf writer: tensor '{name}': last dimension {last} is not a multiple of the {ty} block size {}",
                 ty.block_size()
@@ -79,7 +79,9 @@ impl GgufWriter {
     ) -> Result<&mut Self> {
         let n: u64 = dims.iter().product();
         let first = dims.first().copied().unwrap_or(1);
-        if first % ty.block_size() as u64 != 0 || ty.byte_size(n) != Some(bytes.len() as u64) {
+        if !first.is_multiple_of(ty.block_size() as u64)
+            || ty.byte_size(n) != Some(bytes.len() as u64)
+        {
             return Err(BackboneError::Input(format!(
                 "gguf writer: tensor '{name}': {} bytes do not encode dims {dims:?} of {ty}",
                 bytes.len()
