@@ -9,15 +9,20 @@ pub mod metrics;
 pub mod search;
 pub mod significance;
 
-pub use metrics::{Evaluation, Metric, evaluate};
-pub use search::exact_search;
-pub use significance::{bootstrap_ci, means_by_group, randomization_test};
+pub use metrics::{EvalOptions, Evaluation, Metric, evaluate, evaluate_with};
+pub use search::{Ties, exact_search, exact_search_with_ties, search_run, trec_tie_ranks};
+pub use significance::{
+    PairedComparison, SignificanceSettings, bootstrap_ci, compare_paired, means_by_group,
+    means_by_source, randomization_test,
+};
 
 /// Errors of evaluation: bad shapes or unknown metric names.
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
+    /// Arrays or score lists that do not fit together (lengths, dimensions, non-finite values).
     #[error("{0}")]
     Shape(String),
+    /// A metric name that is not one of the supported trec_eval names.
     #[error("unknown metric '{0}' (known: recall_K, P_K, ndcg_cut_K, mrr_K, recip_rank, map)")]
     UnknownMetric(String),
 }

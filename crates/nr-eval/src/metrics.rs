@@ -5,12 +5,16 @@
 //! - A document is relevant when its grade is > 0; NDCG uses the grades as gains with a
 //!   `log2(rank + 1)` discount, against the ideal ordering of all judged grades.
 //! - Only queries that are in the qrels with at least one relevant document *and* in the run are
-//!   scored and averaged (trec_eval's default, without `-c`).
+//!   scored and averaged (trec_eval's default, without `-c`; [`EvalOptions::complete`] is `-c`).
+//!   One deliberate difference: a query whose qrels hold only non-relevant judgments is skipped,
+//!   where trec_eval would average in zeros for it (no metric is defined without relevant documents).
+//! - Relevance level 1 (trec_eval's default): grades <= 0 are not relevant.
 //! - `P_k` divides by k even when fewer documents were retrieved; `recall_k` by all relevant
 //!   documents; `map` is average precision over all relevant documents; `mrr_k` (pytrec_eval's
 //!   `recip_rank` on the run cut to k) is 1 / rank of the first relevant document in the top k.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::fmt;
 
 use nr_data::{Qrels, Run};
 use serde::Serialize;
@@ -20,18 +24,26 @@ use crate::EvalError;
 /// One metric, parsed from its trec_eval name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Metric {
+    /// `recall_K`: relevant documents in the top K / all relevant documents.
     Recall(usize),
+    /// `P_K`: relevant documents in the top K / K.
     Precision(usize),
+    /// `ndcg_cut_K`: DCG of the top K over the ideal DCG of the top K, grades as gains.
     NdcgCut(usize),
     /// Reciprocal rank of the first relevant document within the top k (`usize::MAX`: no cut).
     Mrr(usize),
+    /// `map`: mean of the precision at each relevant document retrieved, over all relevant ones.
     Map,
 }
 
 impl Metric {
     /// Parses `recall_10`, `P_10`, `ndcg_cut_3`, `mrr_10` (or `recip_rank_at_10`), `recip_rank`, `map`.
     pub fn parse(name: &str) -> Result<Self, EvalError> {
-        let cut = |prefix: &str| name.strip_prefix(prefix).and_then(|k| k.parse::<usize>().ok()).filter(|&k| k > 0);
+        let cut = |prefix: &str| {
+            name.strip_prefix(prefix)
+                .and_then(|k| k.parse::<usize>().ok())
+                .filter(|&k| k > 0)
+        };
         let m = if name == "map" {
             Metric::Map
         } else if name == "recip_rank" {
@@ -58,7 +70,11 @@ impl Metric {
         match self {
             Metric::Recall(k) => hits_in(k) / relevant,
             Metric::Precision(k) => hits_in(k) / k as f64,
-            Metric::Mrr(k) => ranked.iter().take(k).position(|&g| g > 0).map_or(0.0, |r| 1.0 / (r + 1) as f64),
+            Metric::Mrr(k) => ranked
+                .iter()
+                .take(k)
+                .position(|&g| g > 0)
+                .map_or(0.0, |r| 1.0 / (r + 1) as f64),
             Metric::Map => {
                 let mut hits = 0.0;
                 let mut sum = 0.0;
@@ -72,46 +88,142 @@ impl Metric {
             }
             Metric::NdcgCut(k) => {
                 let dcg = |grades: &mut dyn Iterator<Item = i32>| -> f64 {
-                    grades.take(k).enumerate().map(|(i, g)| g.max(0) as f64 / ((i + 2) as f64).log2()).sum()
+                    grades
+                        .take(k)
+                        .enumerate()
+                        .map(|(i, g)| g.max(0) as f64 / ((i + 2) as f64).log2())
+                        .sum()
                 };
                 let mut ideal: Vec<i32> = judged.to_vec();
                 ideal.sort_unstable_by(|a, b| b.cmp(a));
                 let idcg = dcg(&mut ideal.into_iter());
-                if idcg == 0.0 { 0.0 } else { dcg(&mut ranked.iter().copied()) / idcg }
+                if idcg == 0.0 {
+                    0.0
+                } else {
+                    dcg(&mut ranked.iter().copied()) / idcg
+                }
             }
         }
     }
 }
 
+impl fmt::Display for Metric {
+    /// The trec_eval name (`mrr_K` for the cut reciprocal rank).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Metric::Recall(k) => write!(f, "recall_{k}"),
+            Metric::Precision(k) => write!(f, "P_{k}"),
+            Metric::NdcgCut(k) => write!(f, "ndcg_cut_{k}"),
+            Metric::Mrr(usize::MAX) => write!(f, "recip_rank"),
+            Metric::Mrr(k) => write!(f, "mrr_{k}"),
+            Metric::Map => write!(f, "map"),
+        }
+    }
+}
+
+/// Which queries are scored; the default is trec_eval's.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EvalOptions {
+    /// Also score queries that have relevant documents but are missing from the run, as an empty
+    /// ranking (all metrics 0), like `trec_eval -c`. Off by default: such queries are skipped.
+    pub complete: bool,
+}
+
 /// Per-query and mean values of some metrics.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Evaluation {
+    /// Metric name -> mean over the scored queries (0 when no query was scored).
     pub mean: BTreeMap<String, f64>,
+    /// Query id -> metric name -> value, for every scored query.
     pub per_query: BTreeMap<String, BTreeMap<String, f64>>,
 }
 
-/// Scores `run` against `qrels` with the named metrics (trec_eval names).
-pub fn evaluate(qrels: &Qrels, run: &Run, metric_names: &[String]) -> Result<Evaluation, EvalError> {
-    let metrics: Vec<(String, Metric)> =
-        metric_names.iter().map(|n| Metric::parse(n).map(|m| (n.clone(), m))).collect::<Result<_, _>>()?;
+impl Evaluation {
+    /// The values of one metric, in query-id order.
+    pub fn values(&self, metric: &str) -> Result<Vec<f64>, EvalError> {
+        self.per_query
+            .values()
+            .map(|m| m.get(metric).copied())
+            .collect::<Option<Vec<f64>>>()
+            .ok_or_else(|| EvalError::UnknownMetric(metric.to_string()))
+    }
+
+    /// The values of one metric for this and `other`, paired by query, for significance tests.
+    /// Both evaluations must have scored the same queries.
+    pub fn paired(
+        &self,
+        other: &Evaluation,
+        metric: &str,
+    ) -> Result<(Vec<f64>, Vec<f64>), EvalError> {
+        if let Some(q) = self
+            .per_query
+            .keys()
+            .find(|q| !other.per_query.contains_key(*q))
+            .or_else(|| {
+                other
+                    .per_query
+                    .keys()
+                    .find(|q| !self.per_query.contains_key(*q))
+            })
+        {
+            return Err(EvalError::Shape(format!(
+                "paired comparison: query {q:?} was scored for one system only"
+            )));
+        }
+        Ok((self.values(metric)?, other.values(metric)?))
+    }
+}
+
+/// Scores `run` against `qrels` with the named metrics (trec_eval names), trec_eval's default
+/// query selection.
+pub fn evaluate(
+    qrels: &Qrels,
+    run: &Run,
+    metric_names: &[String],
+) -> Result<Evaluation, EvalError> {
+    evaluate_with(qrels, run, metric_names, EvalOptions::default())
+}
+
+/// [`evaluate`] with options.
+pub fn evaluate_with(
+    qrels: &Qrels,
+    run: &Run,
+    metric_names: &[String],
+    options: EvalOptions,
+) -> Result<Evaluation, EvalError> {
+    let metrics: Vec<(String, Metric)> = metric_names
+        .iter()
+        .map(|n| Metric::parse(n).map(|m| (n.clone(), m)))
+        .collect::<Result<_, _>>()?;
     let mut out = Evaluation::default();
-    for query in run.queries() {
-        let Some(judgments) = qrels.get(&query.query_id) else { continue };
-        let grades: HashMap<&str, i32> = judgments.judgments().iter().map(|j| (j.doc_id.as_str(), j.relevance)).collect();
-        let judged: Vec<i32> = grades.values().copied().collect();
-        if !judged.iter().any(|&g| g > 0) {
+    for judgments in qrels.queries() {
+        if judgments.num_relevant(1) == 0 {
             continue;
         }
-        let mut docs: Vec<(&str, f64)> = query.docs.iter().map(|d| (d.doc_id.as_str(), d.score)).collect();
-        docs.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| b.0.cmp(a.0)));
-        let ranked: Vec<i32> = docs.iter().map(|(d, _)| grades.get(d).copied().unwrap_or(0)).collect();
-        let values = metrics.iter().map(|(n, m)| (n.clone(), m.score(&ranked, &judged))).collect();
-        out.per_query.insert(query.query_id.clone(), values);
+        let docs: &[nr_data::ScoredDoc] = match run.get(&judgments.query_id) {
+            Some(q) => &q.docs,
+            None if options.complete => &[],
+            None => continue,
+        };
+        let judged: Vec<i32> = judgments.judgments().iter().map(|j| j.relevance).collect();
+        let mut ranked_docs: Vec<(&str, f64)> =
+            docs.iter().map(|d| (d.doc_id.as_str(), d.score)).collect();
+        ranked_docs.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| b.0.cmp(a.0)));
+        let ranked: Vec<i32> = ranked_docs
+            .iter()
+            .map(|(d, _)| judgments.relevance(d).unwrap_or(0))
+            .collect();
+        let values = metrics
+            .iter()
+            .map(|(n, m)| (n.clone(), m.score(&ranked, &judged)))
+            .collect();
+        out.per_query.insert(judgments.query_id.clone(), values);
     }
     for (name, _) in &metrics {
         let n = out.per_query.len() as f64;
         let sum: f64 = out.per_query.values().map(|v| v[name]).sum();
-        out.mean.insert(name.clone(), if n > 0.0 { sum / n } else { 0.0 });
+        out.mean
+            .insert(name.clone(), if n > 0.0 { sum / n } else { 0.0 });
     }
     Ok(out)
 }
