@@ -5,11 +5,12 @@ use std::path::PathBuf;
 /// Why reading or writing a data file failed. Messages are one line and name the file.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    /// The operating system refused a read or write.
-    #[error("{path}: {source}")]
+    /// The operating system refused a read or write. The I/O error is part of the message (not a
+    /// separate `source`), so `{:#}` chains print it once.
+    #[error("{path}: {cause}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// A QReCC file is not a JSON list of turns (bad JSON, or not a list).
     #[error("{path}: {problem}")]
@@ -45,7 +46,7 @@ impl DataError {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         DataError::Io {
             path: path.into(),
-            source,
+            cause: source,
         }
     }
 }
