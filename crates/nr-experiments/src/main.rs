@@ -5,6 +5,11 @@
 
 mod commands;
 mod device;
+mod grid;
+mod manifest;
+mod pipeline;
+mod plot;
+mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -23,6 +28,13 @@ enum Command {
     Inspect(commands::inspect::InspectCommand),
     /// Score a TREC run file against qrels with trec_eval semantics.
     Eval(commands::eval::EvalArgs),
+    /// Prepare benchmark data (official QReCC files -> offline layout).
+    #[command(subcommand)]
+    Data(commands::data::DataCommand),
+    /// Run an experiment manifest end to end (or its ablation grid).
+    Run(commands::run::RunArgs),
+    /// Check a manifest and every file it names without running anything.
+    Validate(commands::validate::ValidateArgs),
 }
 
 fn main() {
@@ -37,6 +49,9 @@ fn main() {
     let result = match cli.command {
         Command::Inspect(cmd) => commands::inspect::run(cmd),
         Command::Eval(args) => commands::eval::run(args),
+        Command::Run(args) => commands::run::run(args),
+        Command::Data(cmd) => commands::data::run(cmd),
+        Command::Validate(args) => commands::validate::run(args),
     };
     if let Err(err) = result {
         // One line: the chain of causes joined, as ripgrep does.

@@ -1,4 +1,7 @@
 //! One module per subcommand.
 
+pub mod data;
 pub mod eval;
 pub mod inspect;
+pub mod run;
+pub mod validate;

@@ -1,0 +1,312 @@
+//! Experiment manifests: one TOML file describes data, models, head, losses, training, evaluation
+//! and output. Every table denies unknown keys, so a typo is an error naming the key and its line.
+
+mod overrides;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+
+pub use overrides::apply_override;
+
+/// A whole experiment.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Short name, used in reports.
+    pub name: String,
+    /// Folder for this run's outputs (resolved manifest, heads, run files, metrics, report, logs).
+    pub output: PathBuf,
+    /// Folder for caches shared between runs (corpus index, hidden states, rewrites).
+    #[serde(default = "default_cache")]
+    pub cache: PathBuf,
+    /// Compute device: flex (default), wgpu, cuda[:N], tch.
+    #[serde(default)]
+    pub device: Option<String>,
+    pub data: DataSpec,
+    pub backbone: BackboneSpec,
+    pub teacher: TeacherSpec,
+    /// Head settings (`kind` = linear | mlp | mapper plus its options); input and output widths come
+    /// from the backbone and the teacher.
+    pub head: toml::Table,
+    #[serde(default)]
+    pub losses: LossSpec,
+    #[serde(default)]
+    pub training: TrainingSpec,
+    #[serde(default)]
+    pub evaluation: EvaluationSpec,
+    /// Ablation grid: each key is a manifest path, each value the list of values to try.
+    #[serde(default)]
+    pub grid: Option<toml::Table>,
+}
+
+fn default_cache() -> PathBuf {
+    PathBuf::from("runs/cache")
+}
+
+/// QReCC files, the passage collection and qrels.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSpec {
+    pub train: PathBuf,
+    /// More training turns (e.g. rewrites-only turns without answers: alignment and rank targets only).
+    #[serde(default)]
+    pub extra_train: Vec<PathBuf>,
+    pub dev: PathBuf,
+    pub test: PathBuf,
+    pub passages: PathBuf,
+    pub qrels_train: PathBuf,
+    pub qrels_dev: PathBuf,
+    pub qrels_test: PathBuf,
+    /// Keep at most this many training turns (first ones in file order); for quick runs.
+    #[serde(default)]
+    pub max_train_turns: Option<usize>,
+    /// Keep at most this many dev / test turns.
+    #[serde(default)]
+    pub max_eval_turns: Option<usize>,
+    /// Keep at most this many passages: every gold passage of the kept turns, then the first others
+    /// in file order. For quick runs only: scores are then not comparable to the full collection.
+    #[serde(default)]
+    pub max_passages: Option<usize>,
+}
+
+/// Where the head reads the LLM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HiddenSource {
+    /// The conversation prompt (history + question + generation prompt): no query is generated.
+    Context,
+    /// The tokens of a standalone query the LLM generates first (the paper's mode).
+    QueryTokens,
+}
+
+/// How a source's token vectors become the head's input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pooling {
+    /// The last token.
+    Last,
+    /// Mean of the last `pool_k` tokens (all tokens for `query_tokens`).
+    MeanLast,
+    /// Every token, for the mapper head.
+    Tokens,
+}
+
+/// The frozen LLM and how its hidden states are read.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackboneSpec {
+    /// A `.gguf` file or an HF folder.
+    pub path: PathBuf,
+    #[serde(default = "default_source")]
+    pub source: HiddenSource,
+    /// Layers to read (0 = embeddings, i = output of layer i, "last" = after the final norm); more
+    /// than one are mixed by a learned softmax weighting.
+    #[serde(default = "default_layers")]
+    pub layers: Vec<LayerRef>,
+    #[serde(default = "default_pool")]
+    pub pool: Pooling,
+    #[serde(default = "default_pool_k")]
+    pub pool_k: usize,
+    /// System message of the `context` prompt (none by default: the model's template decides).
+    #[serde(default)]
+    pub system_prompt: Option<String>,
+    /// Token budget of a conversation prompt; the oldest turns are dropped to fit.
+    #[serde(default = "default_max_prompt_tokens")]
+    pub max_prompt_tokens: usize,
+    /// Instruction (system message) for query rewriting: generate-then-encode and `query_tokens`.
+    #[serde(default = "default_rewrite_instruction")]
+    pub rewrite_instruction: String,
+    #[serde(default = "default_max_new_tokens")]
+    pub max_new_tokens: usize,
+    /// Prompts per forward pass when extracting and generating.
+    #[serde(default = "default_llm_batch")]
+    pub batch_size: usize,
+}
+
+/// A layer index or `"last"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum LayerRef {
+    Index(usize),
+    Name(String),
+}
+
+impl LayerRef {
+    /// The layer index in a model of `num_layers` layers.
+    pub fn resolve(&self, num_layers: usize) -> Result<usize> {
+        match self {
+            LayerRef::Index(i) if *i <= num_layers => Ok(*i),
+            LayerRef::Index(i) => bail!("backbone.layers: layer {i} does not exist (the model has 0..={num_layers})"),
+            LayerRef::Name(n) if n == "last" => Ok(num_layers),
+            LayerRef::Name(n) => bail!("backbone.layers: '{n}' is neither a layer index nor \"last\""),
+        }
+    }
+}
+
+fn default_source() -> HiddenSource {
+    HiddenSource::Context
+}
+fn default_layers() -> Vec<LayerRef> {
+    vec![LayerRef::Name("last".into())]
+}
+fn default_pool() -> Pooling {
+    Pooling::Last
+}
+fn default_pool_k() -> usize {
+    4
+}
+fn default_max_prompt_tokens() -> usize {
+    768
+}
+/// The generate-then-encode prompt of the anchor figures (../shared/notes/toolchain.md).
+pub const REWRITE_INSTRUCTION: &str = "Rewrite the user's last question as a standalone search query that can be \
+understood without the conversation. Reply with the query only.";
+fn default_rewrite_instruction() -> String {
+    REWRITE_INSTRUCTION.to_string()
+}
+fn default_max_new_tokens() -> usize {
+    32
+}
+fn default_llm_batch() -> usize {
+    8
+}
+
+/// The frozen teacher encoder.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeacherSpec {
+    /// An HF / sentence-transformers folder.
+    pub path: PathBuf,
+    #[serde(default = "default_teacher_batch")]
+    pub batch_size: usize,
+}
+
+fn default_teacher_batch() -> usize {
+    32
+}
+
+/// Which losses, with which weights and temperatures.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LossSpec {
+    /// Loss terms to use: any of "align", "contrastive", "rank".
+    pub use_terms: Vec<String>,
+    pub align_weight: f32,
+    pub contrastive_weight: f32,
+    pub rank_weight: f32,
+    /// "cosine" (1 - cos) or "mse".
+    pub align_kind: String,
+    /// InfoNCE temperature.
+    pub temperature: f32,
+    /// Teacher candidates per turn: hard negatives and rank-distillation targets.
+    pub top_k: usize,
+    /// Drop negatives whose teacher score is within this margin of the positive's.
+    pub false_negative_margin: Option<f32>,
+    /// Where a turn has no gold passage, use the teacher's top-1 as the positive.
+    pub teacher_top1_as_positive: bool,
+    pub rank_temperature_student: f32,
+    pub rank_temperature_teacher: f32,
+}
+
+impl Default for LossSpec {
+    fn default() -> Self {
+        Self {
+            use_terms: vec!["align".into(), "contrastive".into(), "rank".into()],
+            align_weight: 1.0,
+            contrastive_weight: 1.0,
+            rank_weight: 1.0,
+            align_kind: "cosine".into(),
+            temperature: 0.05,
+            top_k: 32,
+            false_negative_margin: None,
+            teacher_top1_as_positive: false,
+            rank_temperature_student: 0.05,
+            rank_temperature_teacher: 0.05,
+        }
+    }
+}
+
+/// Optimiser and schedule.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainingSpec {
+    pub lr: f64,
+    pub weight_decay: f32,
+    pub batch_size: usize,
+    pub epochs: usize,
+    /// Fraction of all steps spent warming the learning rate up linearly; cosine decay after.
+    pub warmup_ratio: f64,
+    /// Gradient clipping by global norm (none when absent).
+    pub grad_clip: Option<f32>,
+    /// Stop after this many epochs without a better dev MRR@10.
+    pub patience: usize,
+    pub seed: u64,
+}
+
+impl Default for TrainingSpec {
+    fn default() -> Self {
+        Self { lr: 1e-3, weight_decay: 0.01, batch_size: 64, epochs: 10, warmup_ratio: 0.1, grad_clip: Some(1.0), patience: 3, seed: 42 }
+    }
+}
+
+/// Metrics, cut-offs and significance settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvaluationSpec {
+    /// trec_eval metric names (see `nr eval`).
+    pub metrics: Vec<String>,
+    /// Depth of the retrieved lists (run files).
+    pub depth: usize,
+    /// Bootstrap resamples for confidence intervals.
+    pub bootstrap: usize,
+    /// Permutations of the randomization test.
+    pub permutations: usize,
+    pub seed: u64,
+    /// Add per-source rows (trec / quac / nq).
+    pub per_source: bool,
+}
+
+impl Default for EvaluationSpec {
+    fn default() -> Self {
+        Self {
+            metrics: ["recall_10", "mrr_10", "ndcg_cut_3", "recall_100"].map(String::from).to_vec(),
+            depth: 100,
+            bootstrap: 1000,
+            permutations: 1000,
+            seed: 7,
+            per_source: false,
+        }
+    }
+}
+
+impl Manifest {
+    /// Reads a manifest and applies `key.path=value` overrides.
+    pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
+        if overrides.is_empty() {
+            return toml::from_str(&text).map_err(|e| anyhow::anyhow!(one_line_toml_error(path, &text, &e)));
+        }
+        let mut table: toml::Table = toml::from_str(&text).map_err(|e| anyhow::anyhow!(one_line_toml_error(path, &text, &e)))?;
+        for o in overrides {
+            apply_override(&mut table, o).with_context(|| format!("--set {o}"))?;
+        }
+        Manifest::deserialize(toml::Value::Table(table))
+            .map_err(|e| anyhow::anyhow!("{} (after --set): {}", path.display(), e.message().trim()))
+    }
+}
+
+/// `file:line:column: message`, from a TOML error with a span.
+fn one_line_toml_error(path: &Path, text: &str, e: &toml::de::Error) -> String {
+    let msg = e.message().trim().replace('\n', " ");
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("{}:{line}:{col}: {msg}", path.display())
+        }
+        None => format!("{}: {msg}", path.display()),
+    }
+}

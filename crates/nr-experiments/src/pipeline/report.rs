@@ -1,0 +1,87 @@
+//! Run outputs: TREC run files per system, `metrics.json`, a Markdown report, a printed table.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+use super::Experiment;
+use super::cached::write_atomic;
+use super::evaluate::{GTE, Latency, SystemResult};
+
+/// Order of systems in tables: baselines first, then native heads.
+fn order(name: &str) -> (usize, &str) {
+    let rank = ["raw_question", "context_question", GTE, "human_rewrite"].iter().position(|s| *s == name).unwrap_or(4);
+    (rank, name)
+}
+
+/// The Markdown results table.
+pub fn table(results: &BTreeMap<String, SystemResult>, latency: &BTreeMap<String, Latency>) -> String {
+    let gte_r10 = results.get(GTE).and_then(|r| r.mean.get("recall_10")).copied();
+    let mut names: Vec<&String> = results.keys().collect();
+    names.sort_by_key(|n| order(n));
+    let mut s = String::new();
+    s.push_str("| system | R@10 | MRR@10 | NDCG@3 | R@100 | retention vs GTE (R@10) | R@10 95% CI | p vs GTE (R@10) | query vector ms: prefill / gen / teacher / head |\n");
+    s.push_str("|---|---|---|---|---|---|---|---|---|\n");
+    let get = |r: &SystemResult, m: &str| r.mean.get(m).map_or("-".to_string(), |v| format!("{v:.3}"));
+    for name in names {
+        let r = &results[name];
+        let retention = match (gte_r10, r.mean.get("recall_10")) {
+            (Some(g), Some(v)) if g > 0.0 => format!("{:.1}%", 100.0 * v / g),
+            _ => "-".into(),
+        };
+        let ci = r.ci95.get("recall_10").map_or("-".into(), |(lo, hi)| format!("[{lo:.3}, {hi:.3}]"));
+        let p = if name == GTE { "-".into() } else { r.p_vs_gte.get("recall_10").map_or("-".into(), |p| format!("{p:.3}")) };
+        let lat = latency.get(name).map_or("-".into(), |l| {
+            format!("{:.1} / {:.1} / {:.1} / {:.2} (total {:.1})", l.prefill_ms, l.generation_ms, l.teacher_ms, l.head_ms, l.total())
+        });
+        let _ = writeln!(
+            s,
+            "| {name} | {} | {} | {} | {} | {retention} | {ci} | {p} | {lat} |",
+            get(r, "recall_10"),
+            get(r, "mrr_10"),
+            get(r, "ndcg_cut_3"),
+            get(r, "recall_100")
+        );
+    }
+    s
+}
+
+/// Writes every output of a run into `dir` and prints the table; returns the report's path.
+pub fn write(ctx: &Experiment, dir: &Path, results: &BTreeMap<String, SystemResult>, latency: &BTreeMap<String, Latency>) -> Result<PathBuf> {
+    for (name, r) in results {
+        let file = dir.join("runs").join(format!("{}.trec", name.replace(':', "_")));
+        std::fs::create_dir_all(file.parent().unwrap())?;
+        r.run.write(&file, name)?;
+    }
+    let metrics = serde_json::json!({
+        "systems": results.iter().map(|(n, r)| (n.clone(), serde_json::json!(r.mean))).collect::<serde_json::Map<_, _>>(),
+        "ci95": results.iter().map(|(n, r)| (n.clone(), serde_json::json!(r.ci95))).collect::<serde_json::Map<_, _>>(),
+        "p_vs_generate_then_encode": results.iter().map(|(n, r)| (n.clone(), serde_json::json!(r.p_vs_gte))).collect::<serde_json::Map<_, _>>(),
+        "latency_ms": latency,
+        "scored_queries": results.values().next().map_or(0, |r| r.per_query.len()),
+    });
+    write_atomic(&dir.join("metrics.json"), serde_json::to_string_pretty(&metrics)?.as_bytes())?;
+    let t = table(results, latency);
+    let m = &ctx.manifest;
+    let report = format!(
+        "# {}\n\nTest split: {} turns ({} scored), {} passages. Backbone `{}` (source {:?}, layers {:?}, pool {:?}); teacher `{}`.\n\n{t}\n\
+         Retention = R@10 / generate-then-encode's R@10. CI: {} bootstrap resamples; p: paired randomization test, {} permutations.\n",
+        m.name,
+        ctx.data.test.turns.len(),
+        results.values().next().map_or(0, |r| r.per_query.len()),
+        ctx.data.passages.len(),
+        m.backbone.path.display(),
+        m.backbone.source,
+        ctx.layers,
+        m.backbone.pool,
+        m.teacher.path.display(),
+        m.evaluation.bootstrap,
+        m.evaluation.permutations,
+    );
+    let path = dir.join("report.md");
+    write_atomic(&path, report.as_bytes())?;
+    println!("\n{t}");
+    Ok(path)
+}

@@ -1,0 +1,101 @@
+//! The ablation plot: one bar group per configuration, Recall@10 and MRR@10 with their 95% CIs,
+//! drawn as SVG (plotters) and rasterised to PNG (resvg).
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use plotters::prelude::*;
+
+/// One configuration's scores: (metric value, CI low, CI high) for Recall@10 and MRR@10.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BarGroup {
+    pub label: String,
+    pub recall_10: (f64, f64, f64),
+    pub mrr_10: (f64, f64, f64),
+}
+
+const SERIES: [(&str, RGBColor); 2] = [("Recall@10", RGBColor(66, 133, 244)), ("MRR@10", RGBColor(244, 160, 0))];
+
+/// Draws the groups as an SVG document.
+pub fn svg(groups: &[BarGroup], title: &str) -> Result<String> {
+    let mut out = String::new();
+    {
+        let width = (160 + 90 * groups.len()).max(480) as u32;
+        let root = SVGBackend::with_string(&mut out, (width, 420)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let n = groups.len() as f64;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(110)
+            .y_label_area_size(48)
+            .build_cartesian_2d(0.0..n, 0.0..1.0f64)?;
+        let labels: Vec<String> = groups.iter().map(|g| g.label.clone()).collect();
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(groups.len().max(1))
+            .x_label_formatter(&|x| {
+                let i = x.floor() as usize;
+                labels.get(i).filter(|_| (x - x.floor() - 0.5).abs() < 1e-6).cloned().unwrap_or_default()
+            })
+            .y_desc("score")
+            .draw()?;
+        for (s, (name, color)) in SERIES.iter().enumerate() {
+            let bars = groups.iter().enumerate().map(|(i, g)| {
+                let v = if s == 0 { g.recall_10.0 } else { g.mrr_10.0 };
+                let x0 = i as f64 + 0.12 + 0.38 * s as f64;
+                Rectangle::new([(x0, 0.0), (x0 + 0.36, v)], color.filled())
+            });
+            chart.draw_series(bars)?.label(*name).legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
+            let whiskers = groups.iter().enumerate().map(|(i, g)| {
+                let (v, lo, hi) = if s == 0 { g.recall_10 } else { g.mrr_10 };
+                let x = i as f64 + 0.30 + 0.38 * s as f64;
+                ErrorBar::new_vertical(x, lo, v, hi, BLACK.stroke_width(1), 6)
+            });
+            chart.draw_series(whiskers)?;
+        }
+        chart.configure_series_labels().border_style(BLACK).background_style(WHITE.mix(0.9)).draw()?;
+        root.present()?;
+    }
+    Ok(out)
+}
+
+/// Writes `<stem>.svg` and `<stem>.png`.
+pub fn write_plot(groups: &[BarGroup], title: &str, stem: &Path) -> Result<()> {
+    let svg_text = svg(groups, title)?;
+    crate::pipeline::cached::write_atomic(&stem.with_extension("svg"), svg_text.as_bytes())?;
+    let mut options = resvg::usvg::Options::default();
+    options.fontdb_mut().load_system_fonts();
+    let tree = resvg::usvg::Tree::from_str(&svg_text, &options).context("parsing the plot's SVG")?;
+    let size = tree.size().to_int_size();
+    let mut pixmap = resvg::tiny_skia::Pixmap::new(size.width(), size.height()).context("plot size")?;
+    resvg::render(&tree, resvg::tiny_skia::Transform::default(), &mut pixmap.as_mut());
+    let png = pixmap.encode_png().context("encoding the plot as PNG")?;
+    crate::pipeline::cached::write_atomic(&stem.with_extension("png"), &png)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plot_has_one_bar_per_metric_and_group_and_a_png_of_the_svg_size() {
+        let groups = vec![
+            BarGroup { label: "align".into(), recall_10: (0.6, 0.55, 0.65), mrr_10: (0.4, 0.35, 0.45) },
+            BarGroup { label: "align+rank".into(), recall_10: (0.7, 0.66, 0.74), mrr_10: (0.5, 0.45, 0.55) },
+        ];
+        let svg_text = svg(&groups, "ablation").unwrap();
+        assert!(svg_text.contains("align+rank") && svg_text.contains("Recall@10") && svg_text.contains("MRR@10"));
+        let dir = tempfile::tempdir().unwrap();
+        let stem = dir.path().join("ablation");
+        write_plot(&groups, "ablation", &stem).unwrap();
+        let png = std::fs::read(stem.with_extension("png")).unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+        // IHDR width and height.
+        let w = u32::from_be_bytes(png[16..20].try_into().unwrap());
+        let h = u32::from_be_bytes(png[20..24].try_into().unwrap());
+        assert_eq!((w, h), (480, 420));
+    }
+}

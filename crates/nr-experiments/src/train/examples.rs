@@ -1,0 +1,69 @@
+//! What the head is trained on: its inputs (LLM hidden states per turn) and its targets (teacher
+//! embeddings and teacher rankings), as plain host arrays so every stage can cache them.
+
+/// Head inputs of `n` turns: for turn `i`, tokens `offsets[i]..offsets[i+1]`, each a `[layers, dim]`
+/// block (several layers when the head mixes them). Pooled sources have one token per turn.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeadInputs {
+    pub layers: usize,
+    pub dim: usize,
+    pub offsets: Vec<usize>,
+    /// Row-major `[total_tokens, layers, dim]`.
+    pub data: Vec<f32>,
+}
+
+impl HeadInputs {
+    /// Number of turns.
+    pub fn len(&self) -> usize {
+        self.offsets.len().saturating_sub(1)
+    }
+
+    /// Tokens of turn `i`.
+    pub fn tokens(&self, i: usize) -> usize {
+        self.offsets[i + 1] - self.offsets[i]
+    }
+
+    /// The `[tokens, layers, dim]` block of turn `i`.
+    pub fn turn(&self, i: usize) -> &[f32] {
+        let w = self.layers * self.dim;
+        &self.data[self.offsets[i] * w..self.offsets[i + 1] * w]
+    }
+
+    /// Inputs of the turns `rows`, in that order.
+    pub fn select(&self, rows: &[usize]) -> HeadInputs {
+        let mut offsets = vec![0];
+        let mut data = Vec::new();
+        for &r in rows {
+            data.extend_from_slice(self.turn(r));
+            offsets.push(offsets.last().unwrap() + self.tokens(r));
+        }
+        HeadInputs { layers: self.layers, dim: self.dim, offsets, data }
+    }
+}
+
+/// Dense vectors `[n, dim]` with their ids (passages) or turn ids (queries).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Vectors {
+    pub ids: Vec<String>,
+    pub dim: usize,
+    pub data: Vec<f32>,
+}
+
+impl Vectors {
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.data[i * self.dim..(i + 1) * self.dim]
+    }
+}
+
+/// Training targets of `n` turns, aligned with their [`HeadInputs`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainTargets {
+    /// Teacher embedding of each turn's human rewrite `[n, dim]` (alignment target).
+    pub teacher_query: Vec<f32>,
+    pub dim: usize,
+    /// Index (into the passage vectors) of the gold passage, when the turn has one.
+    pub positive: Vec<Option<usize>>,
+    /// The teacher's top-K passages for the human rewrite: (passage index, teacher score), best
+    /// first. Hard negatives (minus the gold) and rank-distillation targets.
+    pub candidates: Vec<Vec<(usize, f32)>>,
+}

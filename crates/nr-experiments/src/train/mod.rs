@@ -1,0 +1,113 @@
+//! Training native heads inside an experiment, and the query vectors they give on the test split.
+
+pub mod batch;
+pub mod examples;
+pub mod losses;
+pub mod schedule;
+pub mod trainer;
+
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use nr_head::{BackboneInfo, HeadConfig, HeadMeta, TeacherInfo};
+
+use crate::manifest::{HiddenSource, Manifest};
+use crate::pipeline::evaluate::{LATENCY_SAMPLE, Latency, SystemVectors, median};
+use crate::pipeline::{Experiment, RunOptions, Stage, targets};
+use examples::Vectors;
+use trainer::{FitData, encode, fit};
+
+/// The head configuration of a manifest for a backbone of width `input_dim` and a teacher of width
+/// `output_dim`: the `[head]` table plus the widths and the number of mixed layers.
+pub fn head_config(manifest: &Manifest, input_dim: usize, output_dim: usize) -> Result<HeadConfig> {
+    let mut table = manifest.head.clone();
+    table.insert("input_dim".into(), toml::Value::Integer(input_dim as i64));
+    table.insert("output_dim".into(), toml::Value::Integer(output_dim as i64));
+    table.entry("layers").or_insert(toml::Value::Integer(manifest.backbone.layers.len() as i64));
+    use serde::Deserialize;
+    HeadConfig::deserialize(toml::Value::Table(table)).map_err(|e| anyhow::anyhow!("{}", e.message().trim()))
+}
+
+/// What a head belongs to, stored beside its weights.
+pub fn head_meta(ctx: &Experiment) -> HeadMeta {
+    let m = &ctx.manifest;
+    let name = |p: &std::path::Path| p.file_name().map_or(String::new(), |f| f.to_string_lossy().to_string());
+    HeadMeta {
+        backbone: BackboneInfo {
+            name: name(&m.backbone.path),
+            hidden_size: ctx.llm.hidden_size(),
+            layers: ctx.layers.clone(),
+            source: match m.backbone.source {
+                HiddenSource::Context => "context".into(),
+                HiddenSource::QueryTokens => "query_tokens".into(),
+            },
+        },
+        teacher: TeacherInfo { name: name(&m.teacher.path), dim: ctx.teacher.encoder.dim() },
+    }
+}
+
+/// Trains the manifest's head on train (early stopping on dev) and returns its test query vectors
+/// under the system name `native`, with the latency of making one.
+pub fn train_native(ctx: &Experiment, passages: &Vectors, opts: &RunOptions) -> Result<SystemVectors> {
+    let m = &ctx.manifest;
+    let train_x = ctx.head_inputs(&ctx.data.train, opts)?;
+    let dev_x = ctx.head_inputs(&ctx.data.dev, opts)?;
+    let test_x = ctx.head_inputs(&ctx.data.test, opts)?;
+    let train_y = targets::targets(ctx, &ctx.data.train, passages, opts)?;
+    let config = head_config(m, ctx.llm.hidden_size(), ctx.teacher.encoder.dim()).context("[head]")?;
+    let meta = head_meta(ctx);
+    let dir = m.output.join("training");
+    if opts.force.contains(&Stage::Train) && dir.exists() {
+        std::fs::remove_dir_all(&dir)?;
+    }
+    let data = FitData {
+        train_x: &train_x,
+        train_y: &train_y,
+        dev_x: &dev_x,
+        dev_ids: &ctx.data.dev.ids(),
+        dev_qrels: &ctx.data.dev.qrels,
+        passages,
+    };
+    let (head, state) = fit(&config, &meta, &m.training, &m.losses, &data, &ctx.device, &dir, opts.resume)?;
+    tracing::info!("best dev MRR@10 {:.4} at epoch {}", state.best_dev_mrr10, state.best_epoch);
+    head.save(&m.output.join("head"), &meta)?;
+    let vectors = Vectors { ids: ctx.data.test.ids(), dim: passages.dim, data: encode(&head, &test_x, &ctx.device)? };
+
+    // Latency of the native query vector, batch 1: the prompt's prefill (or, for query_tokens,
+    // generation too) plus the head.
+    let n = ctx.data.test.turns.len().min(LATENCY_SAMPLE);
+    let (mut prefill, mut generation, mut head_ms) = (Vec::new(), Vec::new(), Vec::new());
+    let prompts = match m.backbone.source {
+        HiddenSource::Context => ctx.conversation_prompts(&ctx.data.test)?,
+        HiddenSource::QueryTokens => ctx.rewrite_prompts(&ctx.data.test)?,
+    };
+    for (i, prompt) in prompts.iter().take(n).enumerate() {
+        let start = Instant::now();
+        ctx.llm.forward(std::slice::from_ref(prompt), &ctx.layers, false)?;
+        prefill.push(start.elapsed().as_secs_f64() * 1e3);
+        if m.backbone.source == HiddenSource::QueryTokens {
+            let opts = nr_backbone::llama::GenerateOptions {
+                max_new_tokens: m.backbone.max_new_tokens,
+                collect_layers: ctx.layers.clone(),
+                ..Default::default()
+            };
+            let start = Instant::now();
+            ctx.llm.generate(std::slice::from_ref(prompt), &opts)?;
+            generation.push((start.elapsed().as_secs_f64() * 1e3 - prefill[i]).max(0.0));
+        }
+        let one = test_x.select(&[i]);
+        let start = Instant::now();
+        encode(&head, &one, &ctx.device)?;
+        head_ms.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    let latency = Latency {
+        prefill_ms: median(&mut prefill),
+        generation_ms: median(&mut generation),
+        teacher_ms: 0.0,
+        head_ms: median(&mut head_ms),
+    };
+    let mut out = SystemVectors::default();
+    out.vectors.insert("native".into(), vectors);
+    out.latency.insert("native".into(), latency);
+    Ok(out)
+}

@@ -1,0 +1,177 @@
+//! The head trainer: AdamW with warm-up + cosine schedule and gradient clipping, early stopping on
+//! dev MRR@10, atomic checkpoints each epoch, `--resume`, NaN detection, JSONL step metrics.
+//!
+//! Deterministic for a seed on the CPU backend: the head's initialisation and the batch order
+//! derive from `training.seed` only.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::module::Module;
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::tensor::Device;
+use nr_data::Qrels;
+use nr_head::{Head, HeadConfig};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+
+use super::batch::{head_batch, target_batch};
+use super::examples::{HeadInputs, TrainTargets, Vectors};
+use super::losses::batch_losses;
+use super::schedule::warmup_cosine;
+use crate::manifest::{LossSpec, TrainingSpec};
+use crate::pipeline::cached::write_atomic;
+
+/// What training needs besides settings.
+pub struct FitData<'a> {
+    pub train_x: &'a HeadInputs,
+    pub train_y: &'a TrainTargets,
+    pub dev_x: &'a HeadInputs,
+    pub dev_ids: &'a [String],
+    pub dev_qrels: &'a Qrels,
+    pub passages: &'a Vectors,
+}
+
+/// Progress saved with each checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainState {
+    /// Epochs completed.
+    pub epoch: usize,
+    pub step: usize,
+    pub best_dev_mrr10: f64,
+    pub best_epoch: usize,
+    pub epochs_without_gain: usize,
+    /// Dev MRR@10 after each epoch.
+    pub dev_history: Vec<f64>,
+}
+
+/// Query vectors of every turn of `x`, `[n, D]`, computed without gradients in batches.
+pub fn encode(head: &Head, x: &HeadInputs, device: &Device) -> Result<Vec<f32>> {
+    let mut out = Vec::new();
+    let rows: Vec<usize> = (0..x.len()).collect();
+    for chunk in rows.chunks(256) {
+        let (h, mask) = head_batch(x, chunk, device);
+        let v = head.forward(h, mask)?;
+        out.extend(v.into_data().try_into_vec_as::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?);
+    }
+    Ok(out)
+}
+
+/// Dev MRR@10 of a head.
+fn dev_mrr10(head: &Head, data: &FitData, device: &Device) -> Result<f64> {
+    let q = Vectors { ids: data.dev_ids.to_vec(), dim: data.passages.dim, data: encode(head, data.dev_x, device)? };
+    let hits = crate::pipeline::evaluate::top_k(&q, data.passages, 10)?;
+    let run = crate::pipeline::evaluate::to_run(&q, data.passages, &hits)?;
+    let scored = nr_eval::evaluate(data.dev_qrels, &run, &["mrr_10".to_string()])?;
+    Ok(scored.mean["mrr_10"])
+}
+
+fn checkpoint_paths(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    (dir.join("checkpoint-head"), dir.join("checkpoint-optimizer.bin"), dir.join("checkpoint-state.json"))
+}
+
+/// Trains a head from `config` and returns the best one on dev (and the training state).
+pub fn fit(
+    config: &HeadConfig,
+    meta: &nr_head::HeadMeta,
+    training: &TrainingSpec,
+    losses: &LossSpec,
+    data: &FitData,
+    device: &Device,
+    dir: &Path,
+    resume: bool,
+) -> Result<(Head, TrainState)> {
+    std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
+    let ad = device.clone().autodiff();
+    ad.seed(training.seed);
+    let (ckpt_head, ckpt_optim, ckpt_state) = checkpoint_paths(dir);
+    let mut optim = AdamWConfig::new()
+        .with_weight_decay(training.weight_decay)
+        .with_grad_clipping(training.grad_clip.map(burn::grad_clipping::GradientClippingConfig::Norm))
+        .init();
+    let (mut head, mut state) = if resume && ckpt_state.is_file() {
+        let state: TrainState = serde_json::from_slice(&std::fs::read(&ckpt_state)?).with_context(|| ckpt_state.display().to_string())?;
+        let head = Head::load(&ckpt_head, meta, &ad)?;
+        let record = burn::optim::OptimizerRecord::load(&ckpt_optim).map_err(|e| anyhow::anyhow!("{}: {e:?}", ckpt_optim.display()))?;
+        optim = optim.load_record(record);
+        tracing::info!("resuming after epoch {} (step {})", state.epoch, state.step);
+        (head, state)
+    } else {
+        let state = TrainState { epoch: 0, step: 0, best_dev_mrr10: f64::NEG_INFINITY, best_epoch: 0, epochs_without_gain: 0, dev_history: vec![] };
+        (config.init(&ad)?, state)
+    };
+    let n = data.train_x.len();
+    if n == 0 {
+        bail!("no training turns");
+    }
+    let steps_per_epoch = n.div_ceil(training.batch_size.max(1));
+    let total = steps_per_epoch * training.epochs;
+    let warmup = ((total as f64) * training.warmup_ratio).round() as usize;
+    let mut log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("steps.jsonl"))?;
+    let bar = crate::pipeline::llm_features::progress(total - state.step.min(total), "training", true);
+    let mut best = if state.best_epoch > 0 && dir.join("best-head.safetensors").is_file() {
+        Some(Head::load(&dir.join("best-head"), meta, device)?)
+    } else {
+        None
+    };
+    while state.epoch < training.epochs {
+        let mut order: Vec<usize> = (0..n).collect();
+        order.shuffle(&mut StdRng::seed_from_u64(training.seed ^ (state.epoch as u64 + 1).wrapping_mul(0x9E37_79B9)));
+        let start = Instant::now();
+        let mut sums: BTreeMap<String, f64> = BTreeMap::new();
+        for (b, rows) in order.chunks(training.batch_size.max(1)).enumerate() {
+            let lr = warmup_cosine(training.lr, state.step, total, warmup);
+            let (x, mask) = head_batch(data.train_x, rows, &ad);
+            let y = target_batch(data.train_y, data.passages, rows, losses.false_negative_margin, losses.teacher_top1_as_positive, &ad);
+            let student = head.forward(x, mask)?;
+            let nr_losses::TotalLoss { total: loss, terms } = batch_losses(student, &y, losses)?;
+            for (name, v) in &terms {
+                if !v.is_finite() {
+                    bail!("loss '{name}' is {v} at epoch {} step {} (batch {b} of the epoch)", state.epoch + 1, state.step);
+                }
+                *sums.entry(name.clone()).or_default() += *v as f64;
+            }
+            let grads = GradientsParams::from_grads(loss.backward(), &head);
+            head = optim.step(lr, head, grads);
+            state.step += 1;
+            let line = serde_json::json!({ "epoch": state.epoch + 1, "step": state.step, "lr": lr, "loss": terms });
+            writeln!(log, "{line}")?;
+            bar.set_message(format!("loss {:.4}", terms.get("total").copied().unwrap_or(f32::NAN)));
+            bar.inc(1);
+        }
+        state.epoch += 1;
+        let valid = head.valid();
+        let mrr = dev_mrr10(&valid, data, device)?;
+        let rate = n as f64 / start.elapsed().as_secs_f64();
+        let means: BTreeMap<&String, f64> = sums.iter().map(|(k, v)| (k, v / steps_per_epoch as f64)).collect();
+        tracing::info!("epoch {}: dev MRR@10 {mrr:.4}, {rate:.0} examples/s, mean losses {means:?}", state.epoch);
+        state.dev_history.push(mrr);
+        if mrr > state.best_dev_mrr10 {
+            state.best_dev_mrr10 = mrr;
+            state.best_epoch = state.epoch;
+            state.epochs_without_gain = 0;
+            valid.save(&dir.join("best-head"), meta)?;
+            best = Some(valid);
+        } else {
+            state.epochs_without_gain += 1;
+        }
+        // Checkpoint: head, optimizer, state; each written atomically, the state last.
+        head.valid().save(&ckpt_head, meta)?;
+        let bytes = optim.to_record().into_bytes().map_err(|e| anyhow::anyhow!("optimizer state: {e:?}"))?;
+        write_atomic(&ckpt_optim, &bytes)?;
+        write_atomic(&ckpt_state, serde_json::to_string_pretty(&state)?.as_bytes())?;
+        if state.epochs_without_gain >= training.patience.max(1) {
+            tracing::info!("early stop: no dev gain for {} epochs", state.epochs_without_gain);
+            break;
+        }
+    }
+    bar.finish_and_clear();
+    let best = best.context("training ran no epoch")?;
+    Ok((best, state))
+}
+
