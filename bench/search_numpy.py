@@ -1,8 +1,19 @@
-"""numpy side of the exact-search benchmark: 10,000 queries x 100,000 random 384-d unit vectors,
-top-10 by inner product (matmul in blocks of 1,000 queries + argpartition + sort of the 10)."""
+"""numpy side of the exact-search benchmark (crates/nr-eval/benches/search.rs).
+
+10,000 queries x 100,000 random 384-d unit vectors, top-10 by inner product: matmul in blocks of
+1,000 queries (a 10,000 x 100,000 score matrix would take 4 GB), argpartition, then a sort of the 10.
+Prints queries/s (median, min and max of 5 runs).
+
+    python bench/search_numpy.py                 # numpy's own random data (same distribution)
+    python bench/search_numpy.py --data DIR      # the Rust benchmark's data, written with
+                                                 # NR_SEARCH_BENCH_DATA=DIR; also compares results
+"""
+import argparse
 import time
 
 import numpy as np
+
+NQ, NP, DIM, K, BLOCK, REPEATS = 10_000, 100_000, 384, 10, 1_000, 5
 
 
 def unit(n, dim, seed):
@@ -10,20 +21,40 @@ def unit(n, dim, seed):
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
+def search(queries, passages):
+    out = np.empty((len(queries), K), dtype=np.int64)
+    for b in range(0, len(queries), BLOCK):
+        s = queries[b : b + BLOCK] @ passages.T
+        top = np.argpartition(-s, K, axis=1)[:, :K]
+        order = np.argsort(-np.take_along_axis(s, top, axis=1), axis=1, kind="stable")
+        out[b : b + BLOCK] = np.take_along_axis(top, order, axis=1)
+    return out
+
+
 def main():
-    nq, np_, dim, k = 10_000, 100_000, 384, 10
-    passages, queries = unit(np_, dim, 1), unit(nq, dim, 2)
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data", help="folder written by the Rust benchmark (NR_SEARCH_BENCH_DATA)")
+    args = parser.parse_args()
+    if args.data:
+        queries = np.fromfile(f"{args.data}/queries.f32", dtype="<f4").reshape(NQ, DIM)
+        passages = np.fromfile(f"{args.data}/passages.f32", dtype="<f4").reshape(NP, DIM)
+    else:
+        passages, queries = unit(NP, DIM, 1), unit(NQ, DIM, 2)
     rates = []
-    for _ in range(5):
+    for _ in range(REPEATS):
         start = time.perf_counter()
-        for b in range(0, nq, 1000):
-            s = queries[b : b + 1000] @ passages.T
-            top = np.argpartition(-s, k, axis=1)[:, :k]
-            order = np.argsort(-np.take_along_axis(s, top, axis=1), axis=1)
-            np.take_along_axis(top, order, axis=1)
-        rates.append(nq / (time.perf_counter() - start))
+        top = search(queries, passages)
+        rates.append(NQ / (time.perf_counter() - start))
     rates.sort()
-    print(f"numpy exact search {nq} x {np_} x {dim}, top-{k}: queries/s median {rates[2]:.0f} (min {rates[0]:.0f}, max {rates[4]:.0f})")
+    print(
+        f"numpy {np.__version__} exact search {NQ} x {NP} x {DIM}, top-{K}: queries/s median "
+        f"{rates[REPEATS // 2]:.0f} (min {rates[0]:.0f}, max {rates[-1]:.0f})"
+    )
+    if args.data:
+        ours = np.fromfile(f"{args.data}/top10.u32", dtype="<u4").reshape(NQ, K)
+        same_set = np.mean([set(a) == set(b) for a, b in zip(ours, top)])
+        same_order = np.mean(np.all(ours == top, axis=1))
+        print(f"agreement with nr-eval: same top-{K} set {same_set:.4%}, same order {same_order:.4%}")
 
 
 if __name__ == "__main__":

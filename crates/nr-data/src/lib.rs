@@ -27,3 +27,8 @@ pub use error::{DataError, Result};
 pub use qrecc::{QreccTurn, parse_qrecc_turns, read_qrecc_turns, source_by_turn_id};
 pub use qrels::{Judgment, Qrels, QueryQrels};
 pub use run::{QueryRun, Run, ScoredDoc};
+
+/// The README examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

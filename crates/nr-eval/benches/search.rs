@@ -1,11 +1,24 @@
 //! Exact search throughput: 10,000 queries x 100,000 random 384-d unit vectors, top-10.
-//! `cargo bench -p nr-eval --bench search`; bench/search_numpy.py runs the same workload in numpy.
+//!
+//! `cargo bench -p nr-eval --bench search` prints queries/s (median, min and max of 5 runs).
+//! With `NR_SEARCH_BENCH_DATA=DIR` it also writes the vectors (`queries.f32`, `passages.f32`,
+//! little-endian, row-major) and its top-10 rows (`top10.u32`) there, so that
+//! `python bench/search_numpy.py --data DIR` times numpy on the very same data and checks that both
+//! found the same neighbours.
 
+use std::path::Path;
 use std::time::Instant;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+const QUERIES: usize = 10_000;
+const PASSAGES: usize = 100_000;
+const DIM: usize = 384;
+const K: usize = 10;
+const REPEATS: usize = 5;
+
+/// Uniform in [-1, 1) per coordinate, then L2-normalised rows.
 fn unit_vectors(n: usize, dim: usize, seed: u64) -> Vec<f32> {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut v: Vec<f32> = (0..n * dim)
@@ -18,23 +31,40 @@ fn unit_vectors(n: usize, dim: usize, seed: u64) -> Vec<f32> {
     v
 }
 
+fn write_le<T: Copy>(path: &Path, values: &[T], to_bytes: impl Fn(T) -> [u8; 4]) {
+    let bytes: Vec<u8> = values.iter().flat_map(|&v| to_bytes(v)).collect();
+    std::fs::write(path, bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+}
+
 fn main() {
-    let (nq, np, dim, k) = (10_000, 100_000, 384, 10);
-    let passages = unit_vectors(np, dim, 1);
-    let queries = unit_vectors(nq, dim, 2);
+    let passages = unit_vectors(PASSAGES, DIM, 1);
+    let queries = unit_vectors(QUERIES, DIM, 2);
     let mut rates = Vec::new();
-    for _ in 0..5 {
+    let mut last = Vec::new();
+    for _ in 0..REPEATS {
         let start = Instant::now();
-        let hits = nr_eval::exact_search(&queries, &passages, dim, k).unwrap();
-        std::hint::black_box(hits);
-        rates.push(nq as f64 / start.elapsed().as_secs_f64());
+        let hits = nr_eval::exact_search(&queries, &passages, DIM, K).expect("valid shapes");
+        rates.push(QUERIES as f64 / start.elapsed().as_secs_f64());
+        last = std::hint::black_box(hits);
     }
     rates.sort_by(f64::total_cmp);
     println!(
-        "exact search {nq} x {np} x {dim}, top-{k}: queries/s median {:.0} (min {:.0}, max {:.0}), threads {}",
-        rates[2],
+        "nr-eval exact search {QUERIES} x {PASSAGES} x {DIM}, top-{K}: queries/s median {:.0} (min {:.0}, max {:.0}), {} rayon threads",
+        rates[REPEATS / 2],
         rates[0],
-        rates[4],
+        rates[REPEATS - 1],
         rayon::current_num_threads()
     );
+    if let Ok(dir) = std::env::var("NR_SEARCH_BENCH_DATA") {
+        let dir = Path::new(&dir);
+        std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        write_le(&dir.join("queries.f32"), &queries, f32::to_le_bytes);
+        write_le(&dir.join("passages.f32"), &passages, f32::to_le_bytes);
+        let top: Vec<u32> = last
+            .iter()
+            .flat_map(|hits| hits.iter().map(|&(i, _)| i as u32))
+            .collect();
+        write_le(&dir.join("top10.u32"), &top, u32::to_le_bytes);
+        println!("wrote the data and top-{K} rows to {}", dir.display());
+    }
 }

@@ -26,3 +26,8 @@ pub enum EvalError {
     #[error("unknown metric '{0}' (known: recall_K, P_K, ndcg_cut_K, mrr_K, recip_rank, map)")]
     UnknownMetric(String),
 }
+
+/// The README examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
