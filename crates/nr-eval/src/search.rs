@@ -128,7 +128,7 @@ pub fn exact_search_with_ties(
     ties: Ties<'_>,
 ) -> Result<Vec<Vec<(usize, f32)>>, EvalError> {
     let shape = |msg: String| Err(EvalError::Shape(format!("search: {msg}")));
-    if dim == 0 || queries.len() % dim != 0 || passages.len() % dim != 0 {
+    if dim == 0 || !queries.len().is_multiple_of(dim) || !passages.len().is_multiple_of(dim) {
         return shape(format!(
             "{} query and {} passage values are not multiples of dim {dim}",
             queries.len(),
