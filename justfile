@@ -20,3 +20,9 @@ test *ARGS:
 bench:
     bash scripts/fetch-models.sh
     cargo bench --workspace
+
+# The ablation grid (experiments/ablation.toml): results/ablation.{md,csv,json,svg,png}.
+ablate:
+    bash scripts/fetch-models.sh
+    bash scripts/prepare-data.sh
+    cargo run --release -p nr-experiments -- run experiments/ablation.toml
