@@ -1,12 +1,14 @@
 //! The teacher's parts on hand-computed values: length buckets, padding, pooling, normalisation,
-//! and configuration of bge/e5-style folders (CLS pooling, prompts) without new code.
+//! the fast exact GELU, and configuration of bge/e5-style folders (CLS pooling, prompts) without
+//! new code.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Tensor, TensorData};
+use nr_backbone::teacher::activation::erf;
 use nr_backbone::teacher::{
-    PaddedBatch, Pooling, TeacherConfig, TeacherEncoder, l2_normalize, length_buckets,
+    PaddedBatch, Pooling, TeacherConfig, TeacherEncoder, gelu_exact, l2_normalize, length_buckets,
 };
 
 const MODEL_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/all-MiniLM-L6-v2");
@@ -239,4 +241,44 @@ fn transformer_sub_folder_of_older_exports_is_followed() {
     assert_eq!(cfg.max_seq_len, 128);
     assert_eq!(cfg.pooling, Pooling::Max);
     assert!(!cfg.normalize);
+}
+
+#[test]
+fn fast_erf_and_gelu_match_reference_values_and_burns_kernel() {
+    // erf values from tables (Abramowitz & Stegun 7.1), GELU(1) = 0.5 * (1 + erf(1/sqrt 2)).
+    for (x, want) in [
+        (0.0f32, 0.0f32),
+        (0.5, 0.520_499_9),
+        (-0.5, -0.520_499_9),
+        (1.0, 0.842_700_8),
+        (2.0, 0.995_322_3),
+    ] {
+        assert!(
+            (erf(x) - want).abs() < 5e-7,
+            "erf({x}) = {} vs {want}",
+            erf(x)
+        );
+    }
+    assert_eq!(erf(9.0), 1.0);
+    assert_eq!(erf(-9.0), -1.0);
+
+    let device = Device::default();
+    let xs: Vec<f32> = (-20_000..=20_000).map(|i| i as f32 * 5e-4).collect();
+    let x: Tensor<1> = Tensor::from_data(TensorData::new(xs.clone(), [xs.len()]), &device);
+    let ours = values(gelu_exact(x.clone()));
+    let burns = values(burn::tensor::activation::gelu(x));
+    let worst = ours
+        .iter()
+        .zip(&burns)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        worst < 2e-6,
+        "fast GELU differs from burn's by up to {worst:e}"
+    );
+    assert!(
+        (ours[22_000] - 0.841_344_7).abs() < 1e-6,
+        "GELU(1) = {}",
+        ours[22_000]
+    );
 }

@@ -3,7 +3,6 @@
 
 use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, Linear};
-use burn::tensor::activation::{gelu, gelu_approximate, relu};
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Device, Tensor};
@@ -128,11 +127,7 @@ impl BertLayer {
             .attention_norm
             .forward(self.attention_output.forward(context) + x);
         let inner = self.intermediate.forward(x.clone());
-        let inner = match self.activation {
-            HiddenAct::Gelu => gelu(inner),
-            HiddenAct::GeluTanh => gelu_approximate(inner),
-            HiddenAct::Relu => relu(inner),
-        };
+        let inner = self.activation.apply(inner);
         self.output_norm.forward(self.output.forward(inner) + x)
     }
 }

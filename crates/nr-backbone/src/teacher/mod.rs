@@ -17,6 +17,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod activation;
 pub mod batching;
 pub mod config;
 pub mod encoder;
@@ -25,6 +26,7 @@ pub mod model;
 pub mod pooling;
 pub mod tokenizer;
 
+pub use activation::gelu_exact;
 pub use batching::{PaddedBatch, length_buckets};
 pub use config::{BertConfig, HiddenAct, TeacherConfig};
 pub use encoder::TeacherEncoder;
