@@ -302,7 +302,7 @@ fn max_seq_len(dir: &Path, transformer_dir: &Path, bert: &BertConfig) -> Result<
             // HF writes a huge sentinel (1e30) when the length is unknown; only finite values count.
             from_files = cfg
                 .model_max_length
-                .filter(|&n| n >= 1.0 && n <= 1e6)
+                .filter(|n| (1.0..=1e6).contains(n))
                 .map(|n| n as usize);
         }
     }
