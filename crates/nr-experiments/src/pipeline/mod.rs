@@ -140,11 +140,17 @@ impl Experiment {
     pub fn rewrites(&self, split: &Split, opts: &RunOptions) -> Result<(Vec<String>, HeadInputs)> {
         let b = &self.manifest.backbone;
         let prompts = self.rewrite_prompts(split)?;
+        // The head reads generated tokens only for `query_tokens`; otherwise only the texts matter,
+        // so a fixed reading (final layer, last token) keeps one cache entry for every head setting.
+        let (layers, pool) = match b.source {
+            HiddenSource::QueryTokens => (self.layers.clone(), b.pool),
+            HiddenSource::Context => (vec![self.llm.num_layers()], crate::manifest::Pooling::Last),
+        };
         let key = self
             .llm_key("llm-rewrites")
             .inputs(prompts.iter().map(|p| format!("{p:?}")).collect::<Vec<_>>().iter().map(String::as_str))
-            .setting("layers", format!("{:?}", self.layers))
-            .setting("pool", format!("{:?}", b.pool))
+            .setting("layers", format!("{layers:?}"))
+            .setting("pool", format!("{pool:?}"))
             .setting("max_new_tokens", b.max_new_tokens)
             .finish();
         let texts_path = self.manifest.cache.join(format!("{key}.rewrites.json"));
@@ -160,7 +166,7 @@ impl Experiment {
             }
         }
         tracing::info!("{}: generating {} rewrites", split.name, prompts.len());
-        let out = llm_features::generate_rewrites(&self.llm, &prompts, &self.layers, b.pool, b.max_new_tokens, b.batch_size, true)?;
+        let out = llm_features::generate_rewrites(&self.llm, &prompts, &layers, pool, b.max_new_tokens, b.batch_size, true)?;
         cached::write_atomic(&texts_path, serde_json::to_string(&out.queries)?.as_bytes())?;
         let features = cached::head_inputs(&self.cache, &key, true, || Ok(out.features.clone()))?;
         Ok((out.queries, features))
