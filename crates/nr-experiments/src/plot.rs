@@ -5,6 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 /// One configuration's scores: (metric value, CI low, CI high) for Recall@10 and MRR@10.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,15 +31,10 @@ pub fn svg(groups: &[BarGroup], title: &str) -> Result<String> {
             .x_label_area_size(110)
             .y_label_area_size(48)
             .build_cartesian_2d(0.0..n, 0.0..1.0f64)?;
-        let labels: Vec<String> = groups.iter().map(|g| g.label.clone()).collect();
         chart
             .configure_mesh()
             .disable_x_mesh()
-            .x_labels(groups.len().max(1))
-            .x_label_formatter(&|x| {
-                let i = x.floor() as usize;
-                labels.get(i).filter(|_| (x - x.floor() - 0.5).abs() < 1e-6).cloned().unwrap_or_default()
-            })
+            .x_labels(0)
             .y_desc("score")
             .draw()?;
         for (s, (name, color)) in SERIES.iter().enumerate() {
@@ -56,6 +52,12 @@ pub fn svg(groups: &[BarGroup], title: &str) -> Result<String> {
             chart.draw_series(whiskers)?;
         }
         chart.configure_series_labels().border_style(BLACK).background_style(WHITE.mix(0.9)).draw()?;
+        // Group labels under each pair of bars.
+        let style = ("sans-serif", 12).into_text_style(&root).pos(Pos::new(HPos::Center, VPos::Top));
+        for (i, g) in groups.iter().enumerate() {
+            let (x, y) = chart.backend_coord(&(i as f64 + 0.5, 0.0));
+            root.draw(&Text::new(g.label.clone(), (x, y + 6), style.clone()))?;
+        }
         root.present()?;
     }
     Ok(out)

@@ -4,6 +4,7 @@ pub mod batch;
 pub mod examples;
 pub mod losses;
 pub mod schedule;
+pub mod standardize;
 pub mod trainer;
 
 use std::time::Instant;
@@ -50,9 +51,14 @@ pub fn head_meta(ctx: &Experiment) -> HeadMeta {
 /// under the system name `native`, with the latency of making one.
 pub fn train_native(ctx: &Experiment, passages: &Vectors, opts: &RunOptions) -> Result<SystemVectors> {
     let m = &ctx.manifest;
-    let train_x = ctx.head_inputs(&ctx.data.train, opts)?;
-    let dev_x = ctx.head_inputs(&ctx.data.dev, opts)?;
-    let test_x = ctx.head_inputs(&ctx.data.test, opts)?;
+    let mut train_x = ctx.head_inputs(&ctx.data.train, opts)?;
+    let mut dev_x = ctx.head_inputs(&ctx.data.dev, opts)?;
+    let mut test_x = ctx.head_inputs(&ctx.data.test, opts)?;
+    let standardizer = standardize::Standardizer::fit(&train_x);
+    for x in [&mut train_x, &mut dev_x, &mut test_x] {
+        standardizer.apply(x);
+    }
+    crate::pipeline::cached::write_atomic(&m.output.join("head.standardize.json"), serde_json::to_string(&standardizer)?.as_bytes())?;
     let train_y = targets::targets(ctx, &ctx.data.train, passages, opts)?;
     let config = head_config(m, ctx.llm.hidden_size(), ctx.teacher.encoder.dim()).context("[head]")?;
     let meta = head_meta(ctx);
