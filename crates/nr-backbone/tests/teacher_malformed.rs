@@ -3,22 +3,15 @@
 //! Each test builds a folder in a temporary directory from the real all-MiniLM-L6-v2 files
 //! (symlinked, not copied) with one thing wrong.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::minilm_dir as model_dir;
+
+use std::path::Path;
 
 use burn::tensor::Device;
 use nr_backbone::teacher::TeacherEncoder;
 
-const MODEL_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/all-MiniLM-L6-v2");
-
-fn model_dir() -> PathBuf {
-    let dir = PathBuf::from(MODEL_DIR);
-    assert!(
-        dir.join("model.safetensors").is_file(),
-        "{} is missing: run `just models` (scripts/fetch-models.sh) first",
-        dir.display()
-    );
-    dir
-}
 
 /// A temp folder with links to the real model's files, except those in `leave_out`.
 fn folder_without(leave_out: &[&str]) -> tempfile::TempDir {

@@ -3,7 +3,11 @@
 //! error of 1e-3, and the same numbers whether texts are encoded alone, in one padded batch, or in
 //! length buckets.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::minilm_dir as model_dir;
+
+use std::path::Path;
 
 use burn::tensor::Device;
 use nr_backbone::teacher::TeacherEncoder;
@@ -13,7 +17,6 @@ const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../../shared/fixtures/minilm_reference.json"
 );
-const MODEL_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/all-MiniLM-L6-v2");
 
 #[derive(Deserialize)]
 struct Reference {
@@ -25,16 +28,6 @@ struct Case {
     text: String,
     input_ids: Vec<u32>,
     embedding: Vec<f32>,
-}
-
-fn model_dir() -> PathBuf {
-    let dir = PathBuf::from(MODEL_DIR);
-    assert!(
-        dir.join("model.safetensors").is_file(),
-        "{} is missing: run `just models` (scripts/fetch-models.sh) first",
-        dir.display()
-    );
-    dir
 }
 
 fn reference() -> Reference {

@@ -2,8 +2,12 @@
 //! the fast exact GELU, and configuration of bge/e5-style folders (CLS pooling, prompts) without
 //! new code.
 
+mod common;
+
+use common::minilm_dir as model_dir;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use nr_backbone::teacher::activation::erf;
@@ -11,17 +15,6 @@ use nr_backbone::teacher::{
     PaddedBatch, Pooling, TeacherConfig, TeacherEncoder, gelu_exact, l2_normalize, length_buckets,
 };
 
-const MODEL_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/all-MiniLM-L6-v2");
-
-fn model_dir() -> PathBuf {
-    let dir = PathBuf::from(MODEL_DIR);
-    assert!(
-        dir.join("model.safetensors").is_file(),
-        "{} is missing: run `just models` (scripts/fetch-models.sh) first",
-        dir.display()
-    );
-    dir
-}
 
 fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data().try_to_vec().expect("f32 data")

@@ -2,7 +2,11 @@
 //! `BertForMaskedLM`-style exports store them) and still reproduces sentence-transformers'
 //! all-MiniLM-L6-v2 embeddings, within the rounding of the stored weights.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::minilm_dir as model_dir;
+
+use std::path::Path;
 
 use burn::tensor::Device;
 use nr_backbone::teacher::TeacherEncoder;
@@ -14,7 +18,6 @@ const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../../shared/fixtures/minilm_reference.json"
 );
-const MODEL_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/all-MiniLM-L6-v2");
 
 #[derive(Deserialize)]
 struct Reference {
@@ -25,16 +28,6 @@ struct Reference {
 struct Case {
     text: String,
     embedding: Vec<f32>,
-}
-
-fn model_dir() -> PathBuf {
-    let dir = PathBuf::from(MODEL_DIR);
-    assert!(
-        dir.join("model.safetensors").is_file(),
-        "{} is missing: run `just models` (scripts/fetch-models.sh) first",
-        dir.display()
-    );
-    dir
 }
 
 /// A copy of MiniLM's folder whose weights are stored as `dtype` under `prefix` + the HF name

@@ -40,3 +40,10 @@ pub fn rel_l2(a: &[f32], b: &[f32]) -> f64 {
     let den: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum();
     (num / den).sqrt()
 }
+
+/// The teacher folder `models/all-MiniLM-L6-v2`, or a failure that says how to fetch it.
+pub fn minilm_dir() -> PathBuf {
+    let dir = model_path("all-MiniLM-L6-v2");
+    assert!(dir.join("model.safetensors").is_file(), "{}/model.safetensors is missing: run `just models`", dir.display());
+    dir
+}
