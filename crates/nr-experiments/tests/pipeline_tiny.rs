@@ -137,6 +137,18 @@ fn a_tiny_manifest_runs_every_stage_and_writes_parseable_outputs() {
     assert!(out.status.success(), "re-run: {}", String::from_utf8_lossy(&out.stderr));
     assert!(run1 == native(), "same seed gave a different native run");
     assert!(head1 == tensors(), "same seed gave different head weights");
+
+    // --resume continues from the last checkpoint: a third epoch adds its 3 steps to the 6 logged.
+    let out = nr(&["run", m, "--set", "training.epochs=3", "--set", "training.patience=9", "--resume"]);
+    assert!(out.status.success(), "resume: {}", String::from_utf8_lossy(&out.stderr));
+    let steps = std::fs::read_to_string(run_dir.join("training/steps.jsonl")).unwrap();
+    assert_eq!(steps.lines().count(), 9, "resumed run repeated or skipped epochs");
+    let last: serde_json::Value = serde_json::from_str(steps.lines().last().unwrap()).unwrap();
+    assert_eq!((last["epoch"].as_u64(), last["step"].as_u64()), (Some(3), Some(9)));
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("training/checkpoint-state.json")).unwrap()).unwrap();
+    assert_eq!(state["epoch"], 3);
+    assert_eq!(state["dev_history"].as_array().unwrap().len(), 3);
 }
 
 #[test]
