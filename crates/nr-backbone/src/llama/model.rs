@@ -168,19 +168,37 @@ impl LlamaModel {
         if deepest >= n {
             return self.forward(ids, positions, mask, None, want).hidden;
         }
+        self.run_layers(ids, positions, mask, None, want, deepest).0
+    }
+
+    /// Embeddings, then the first `depth` decoder layers; keeps the requested layers' outputs
+    /// (indices 0..depth, the final norm excluded) and returns the last output.
+    fn run_layers(
+        &self,
+        ids: Tensor<2, Int>,
+        positions: &Tensor<2, Int>,
+        mask: &Tensor<4>,
+        mut cache: Option<&mut KvCache>,
+        want: &[usize],
+        depth: usize,
+    ) -> (BTreeMap<usize, Tensor<3>>, Tensor<3>) {
         let mut hidden = BTreeMap::new();
         let mut x = self.embed_tokens.forward(ids);
         if want.contains(&0) {
             hidden.insert(0, x.clone());
         }
+        if let Some(c) = cache.as_deref_mut() {
+            c.layers.resize(self.layers.len(), None);
+        }
         let angles = self.rope.angles(positions);
-        for (i, layer) in self.layers.iter().take(deepest).enumerate() {
-            x = layer.forward(x, &angles, mask, None);
-            if want.contains(&(i + 1)) {
+        for (i, layer) in self.layers.iter().take(depth).enumerate() {
+            let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
+            x = layer.forward(x, &angles, mask, slot);
+            if i + 1 < self.layers.len() && want.contains(&(i + 1)) {
                 hidden.insert(i + 1, x.clone());
             }
         }
-        hidden
+        (hidden, x)
     }
 
     /// Runs `ids` `[batch, seq]` at `positions` `[batch, seq]` with an additive `mask`
@@ -191,26 +209,11 @@ impl LlamaModel {
         ids: Tensor<2, Int>,
         positions: &Tensor<2, Int>,
         mask: &Tensor<4>,
-        mut cache: Option<&mut KvCache>,
+        cache: Option<&mut KvCache>,
         want: &[usize],
     ) -> ForwardOutput {
         let n = self.layers.len();
-        let mut hidden = BTreeMap::new();
-        let mut x = self.embed_tokens.forward(ids);
-        if want.contains(&0) {
-            hidden.insert(0, x.clone());
-        }
-        if let Some(c) = cache.as_deref_mut() {
-            c.layers.resize(n, None);
-        }
-        let angles = self.rope.angles(positions);
-        for (i, layer) in self.layers.iter().enumerate() {
-            let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
-            x = layer.forward(x, &angles, mask, slot);
-            if i + 1 < n && want.contains(&(i + 1)) {
-                hidden.insert(i + 1, x.clone());
-            }
-        }
+        let (mut hidden, x) = self.run_layers(ids, positions, mask, cache, want, n);
         let normed = self.norm.forward(x);
         let [b, s, hdim] = normed.dims();
         let last_normed = normed.clone().narrow(1, s - 1, 1).reshape([b, hdim]);
