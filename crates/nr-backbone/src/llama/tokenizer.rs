@@ -81,6 +81,17 @@ impl LlmTokenizer {
         Ok(ids)
     }
 
+    /// Token ids of `text` as a continuation of earlier tokens: never a BOS.
+    pub fn encode_continuation(&self, text: &str) -> Result<Vec<u32>> {
+        let enc = self.inner.encode(text, false).map_err(|e| BackboneError::Tokenizer(e.to_string()))?;
+        Ok(enc.get_ids().to_vec())
+    }
+
+    /// The token that closes a chat turn (`<|im_end|>`, `<|eot_id|>`, ...), else the EOS token.
+    pub fn end_of_turn_id(&self) -> Option<u32> {
+        END_OF_TURN_TOKENS.iter().find_map(|t| self.inner.token_to_id(t)).or(self.stop_ids.first().copied())
+    }
+
     /// Text of `ids`, special tokens dropped.
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
         self.inner.decode(ids, true).map_err(|e| BackboneError::Tokenizer(e.to_string()))

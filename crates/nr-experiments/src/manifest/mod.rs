@@ -81,6 +81,17 @@ pub enum HiddenSource {
     QueryTokens,
 }
 
+/// Which query the head reads on training turns with the `query_tokens` source (dev and test turns
+/// always read the LLM's own generated query, as the agent would).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueryTokensTrain {
+    /// The human rewrite, fed after the rewrite prompt (teacher forcing: one prefill per turn).
+    HumanRewrite,
+    /// The LLM's generated query (a generation per turn; what the head sees at test time).
+    Generated,
+}
+
 /// How a source's token vectors become the head's input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -120,6 +131,9 @@ pub struct BackboneSpec {
     pub rewrite_instruction: String,
     #[serde(default = "default_max_new_tokens")]
     pub max_new_tokens: usize,
+    /// `query_tokens` only: the query read on training turns.
+    #[serde(default = "default_query_tokens_train")]
+    pub query_tokens_train: QueryTokensTrain,
     /// Prompts per forward pass when extracting and generating.
     #[serde(default = "default_llm_batch")]
     pub batch_size: usize,
@@ -168,6 +182,9 @@ fn default_rewrite_instruction() -> String {
 }
 fn default_max_new_tokens() -> usize {
     32
+}
+fn default_query_tokens_train() -> QueryTokensTrain {
+    QueryTokensTrain::HumanRewrite
 }
 fn default_llm_batch() -> usize {
     8

@@ -71,7 +71,7 @@ pub fn baseline_systems(ctx: &Experiment, _passages: &Vectors, opts: &RunOptions
     out.vectors.insert("raw_question".into(), ctx.teacher.queries(&ids, &raw, &ctx.cache, false)?);
     out.vectors.insert("context_question".into(), ctx.teacher.queries(&ids, &ctxq, &ctx.cache, false)?);
     out.vectors.insert("human_rewrite".into(), ctx.teacher.queries(&ids, &rewrite, &ctx.cache, false)?);
-    let (generated, _) = ctx.rewrites(test, opts)?;
+    let generated = ctx.rewrites(test, opts)?;
     out.vectors.insert(GTE.into(), ctx.teacher.queries(&ids, &generated, &ctx.cache, false)?);
 
     // Latency on a few turns, batch 1.

@@ -102,60 +102,76 @@ pub fn context_features(
     Ok(assemble(per_turn.into_iter().map(Option::unwrap).collect(), layers.len(), dim))
 }
 
-/// Standalone queries generated for each prompt, and features from the hidden states of their tokens.
-pub struct Rewrites {
-    /// First line of each generated text, trimmed.
-    pub queries: Vec<String>,
-    pub features: HeadInputs,
-}
-
-/// Generates a standalone query for each rewrite prompt (greedy), keeping the generated tokens'
-/// hidden states at `layers`, pooled (`Last` = last generated token, `MeanLast` = mean of all of
-/// them, `Tokens` = every generated token).
+/// Generates a standalone query for each rewrite prompt (greedy) and keeps the first line of each.
 pub fn generate_rewrites(
     llm: &Llm,
     prompts: &[Vec<u32>],
-    layers: &[usize],
-    pool: Pooling,
     max_new_tokens: usize,
     batch: usize,
     show_progress: bool,
-) -> Result<Rewrites> {
-    let dim = llm.hidden_size();
+) -> Result<Vec<String>> {
     let mut queries = vec![String::new(); prompts.len()];
-    let mut per_turn: Vec<Option<(usize, Vec<f32>)>> = vec![None; prompts.len()];
     let lengths: Vec<usize> = prompts.iter().map(Vec::len).collect();
-    let opts = GenerateOptions { max_new_tokens, collect_layers: layers.to_vec(), ..Default::default() };
+    let opts = GenerateOptions { max_new_tokens, ..Default::default() };
     let bar = progress(prompts.len(), "rewrites", show_progress);
     for rows in length_sorted_batches(&lengths, batch) {
         let chunk: Vec<Vec<u32>> = rows.iter().map(|&r| prompts[r].clone()).collect();
-        let generated = llm.generate(&chunk, &opts)?;
-        for (&r, g) in rows.iter().zip(generated) {
+        for (&r, g) in rows.iter().zip(llm.generate(&chunk, &opts)?) {
             queries[r] = first_line(&g.text);
-            // A reply of no tokens (immediate stop) reads the prompt's last state instead.
-            let states: Vec<TokenStates> = layers
-                .iter()
-                .map(|l| {
-                    let vecs = &g.hidden.get(l).map(Vec::as_slice).unwrap_or(&[]);
-                    TokenStates { len: vecs.len(), dim, data: vecs.concat() }
-                })
-                .collect();
-            let pooled = if states[0].len == 0 {
-                let out = llm.forward(std::slice::from_ref(&prompts[r]), layers, false)?.remove(0);
-                let last: Vec<&TokenStates> = layers.iter().map(|l| &out.hidden[l]).collect();
-                pool_tokens(&last, Pooling::Last, 1)
-            } else {
-                let refs: Vec<&TokenStates> = states.iter().collect();
-                let k = states[0].len;
-                pool_tokens(&refs, pool, k)
-            };
-            per_turn[r] = Some(pooled);
         }
         bar.inc(rows.len() as u64);
     }
     bar.finish_and_clear();
-    let features = assemble(per_turn.into_iter().map(Option::unwrap).collect(), layers.len(), dim);
-    Ok(Rewrites { queries, features })
+    Ok(queries)
+}
+
+/// The tokens of `query` as the assistant's reply to a rewrite prompt: its text then the
+/// end-of-turn token, so the last token has read the whole query.
+pub fn query_continuation(llm: &Llm, query: &str) -> Result<Vec<u32>> {
+    let mut ids = llm.tokenizer.encode_continuation(query)?;
+    ids.extend(llm.tokenizer.end_of_turn_id());
+    Ok(ids)
+}
+
+/// Features of the `query_tokens` source: the hidden states at `layers` of each query's tokens read
+/// after its rewrite prompt, pooled (`Last` = the end-of-turn token, `MeanLast` = mean of all query
+/// tokens, `Tokens` = every one). The decoder is causal, so these are the states the LLM computed
+/// while generating that query; for training turns the query can be the human rewrite (teacher forcing).
+pub fn query_token_features(
+    llm: &Llm,
+    prompts: &[Vec<u32>],
+    queries: &[String],
+    layers: &[usize],
+    pool: Pooling,
+    batch: usize,
+    show_progress: bool,
+) -> Result<HeadInputs> {
+    anyhow::ensure!(prompts.len() == queries.len(), "{} prompts but {} queries", prompts.len(), queries.len());
+    let dim = llm.hidden_size();
+    let continuations = queries.iter().map(|q| query_continuation(llm, q)).collect::<Result<Vec<_>>>()?;
+    let full: Vec<Vec<u32>> = prompts.iter().zip(&continuations).map(|(p, c)| [p.as_slice(), c].concat()).collect();
+    let mut per_turn: Vec<Option<(usize, Vec<f32>)>> = vec![None; prompts.len()];
+    let lengths: Vec<usize> = full.iter().map(Vec::len).collect();
+    let bar = progress(prompts.len(), "query tokens", show_progress);
+    for rows in length_sorted_batches(&lengths, batch) {
+        let chunk: Vec<Vec<u32>> = rows.iter().map(|&r| full[r].clone()).collect();
+        let out = llm.forward(&chunk, layers, false)?;
+        for (&r, seq) in rows.iter().zip(&out) {
+            let n = continuations[r].len();
+            let query: Vec<TokenStates> = layers
+                .iter()
+                .map(|l| {
+                    let s = &seq.hidden[l];
+                    TokenStates { len: n, dim, data: s.data[(s.len - n) * dim..].to_vec() }
+                })
+                .collect();
+            let refs: Vec<&TokenStates> = query.iter().collect();
+            per_turn[r] = Some(pool_tokens(&refs, pool, n));
+        }
+        bar.inc(rows.len() as u64);
+    }
+    bar.finish_and_clear();
+    Ok(assemble(per_turn.into_iter().map(Option::unwrap).collect(), layers.len(), dim))
 }
 
 /// The first non-empty line of a generated text, trimmed (what generate-then-encode searches with).

@@ -21,7 +21,7 @@ use nr_backbone::llama::Llm;
 use nr_backbone::teacher::TeacherEncoder;
 use nr_data::{CacheKeyBuilder, TensorCache, file_sha256};
 
-use crate::manifest::{HiddenSource, Manifest};
+use crate::manifest::{HiddenSource, Manifest, QueryTokensTrain};
 use crate::train::examples::{HeadInputs, Vectors};
 use dataset::{ExperimentData, Split};
 use teacher_side::Teacher;
@@ -56,7 +56,7 @@ pub struct Experiment {
 }
 
 /// Hash of a model: the file itself, or the weights of an HF folder.
-fn model_hash(path: &Path) -> Result<String> {
+pub fn model_hash(path: &Path) -> Result<String> {
     let file = if path.is_dir() {
         let single = path.join("model.safetensors");
         if single.is_file() { single } else { path.join("model.safetensors.index.json") }
@@ -131,45 +131,48 @@ impl Experiment {
                     llm_features::context_features(&self.llm, &prompts, &self.layers, b.pool, b.pool_k, b.batch_size, true)
                 })
             }
-            HiddenSource::QueryTokens => Ok(self.rewrites(split, opts)?.1),
+            HiddenSource::QueryTokens => {
+                let prompts = self.rewrite_prompts(split)?;
+                let queries = if split.name == "train" && b.query_tokens_train == QueryTokensTrain::HumanRewrite {
+                    split.turns.iter().map(|t| t.rewrite.clone()).collect()
+                } else {
+                    self.rewrites(split, opts)?
+                };
+                let key = self
+                    .llm_key("llm-query-token-features")
+                    .inputs(prompts.iter().zip(&queries).map(|(p, q)| format!("{p:?}{q}")).collect::<Vec<_>>().iter().map(String::as_str))
+                    .setting("layers", format!("{:?}", self.layers))
+                    .setting("pool", format!("{:?}", b.pool))
+                    .finish();
+                cached::head_inputs(&self.cache, &key, opts.force.contains(&Stage::Hidden), || {
+                    tracing::info!("{}: hidden states of {} queries", split.name, queries.len());
+                    llm_features::query_token_features(&self.llm, &prompts, &queries, &self.layers, b.pool, b.batch_size, true)
+                })
+            }
         }
     }
 
-    /// Generated standalone queries of a split with the features of their tokens, cached (the
-    /// texts in a JSON file beside the tensors).
-    pub fn rewrites(&self, split: &Split, opts: &RunOptions) -> Result<(Vec<String>, HeadInputs)> {
+    /// The LLM's standalone query for each turn of a split (generate-then-encode, and what the
+    /// `query_tokens` head reads at test time), cached as JSON.
+    pub fn rewrites(&self, split: &Split, opts: &RunOptions) -> Result<Vec<String>> {
         let b = &self.manifest.backbone;
         let prompts = self.rewrite_prompts(split)?;
-        // The head reads generated tokens only for `query_tokens`; otherwise only the texts matter,
-        // so a fixed reading (final layer, last token) keeps one cache entry for every head setting.
-        let (layers, pool) = match b.source {
-            HiddenSource::QueryTokens => (self.layers.clone(), b.pool),
-            HiddenSource::Context => (vec![self.llm.num_layers()], crate::manifest::Pooling::Last),
-        };
         let key = self
-            .llm_key("llm-rewrites")
+            .llm_key("llm-rewrite-texts")
             .inputs(prompts.iter().map(|p| format!("{p:?}")).collect::<Vec<_>>().iter().map(String::as_str))
-            .setting("layers", format!("{layers:?}"))
-            .setting("pool", format!("{pool:?}"))
             .setting("max_new_tokens", b.max_new_tokens)
             .finish();
-        let texts_path = self.manifest.cache.join(format!("{key}.rewrites.json"));
-        let force = opts.force.contains(&Stage::Rewrites);
-        if !force {
-            if let (Ok(text), Ok(nr_data::CacheLookup::Hit(_))) = (std::fs::read_to_string(&texts_path), self.cache.load(&key)) {
-                if let Ok(queries) = serde_json::from_str::<Vec<String>>(&text) {
-                    if queries.len() == prompts.len() {
-                        let features = cached::head_inputs(&self.cache, &key, false, || unreachable!("checked above"))?;
-                        return Ok((queries, features));
-                    }
-                }
+        let path = self.manifest.cache.join(format!("{key}.rewrites.json"));
+        if !opts.force.contains(&Stage::Rewrites) {
+            let cached = std::fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str::<Vec<String>>(&t).ok());
+            if let Some(queries) = cached.filter(|q| q.len() == prompts.len()) {
+                return Ok(queries);
             }
         }
-        tracing::info!("{}: generating {} rewrites", split.name, prompts.len());
-        let out = llm_features::generate_rewrites(&self.llm, &prompts, &layers, pool, b.max_new_tokens, b.batch_size, true)?;
-        cached::write_atomic(&texts_path, serde_json::to_string(&out.queries)?.as_bytes())?;
-        let features = cached::head_inputs(&self.cache, &key, true, || Ok(out.features.clone()))?;
-        Ok((out.queries, features))
+        tracing::info!("{}: generating {} rewrites into {}", split.name, prompts.len(), path.display());
+        let queries = llm_features::generate_rewrites(&self.llm, &prompts, b.max_new_tokens, b.batch_size, true)?;
+        cached::write_atomic(&path, serde_json::to_string(&queries)?.as_bytes())?;
+        Ok(queries)
     }
 }
 
