@@ -3,6 +3,7 @@
 //! Subcommands follow the data flow: `inspect` looks inside the frozen models, `eval` scores TREC run
 //! files like trec_eval.
 
+mod agent;
 mod commands;
 mod device;
 mod grid;
@@ -35,6 +36,8 @@ enum Command {
     Run(commands::run::RunArgs),
     /// Check a manifest and every file it names without running anything.
     Validate(commands::validate::ValidateArgs),
+    /// Chat with an agent that searches with its own hidden states (a trained head).
+    Chat(commands::chat::ChatArgs),
 }
 
 fn main() {
@@ -52,6 +55,7 @@ fn main() {
         Command::Run(args) => commands::run::run(args),
         Command::Data(cmd) => commands::data::run(cmd),
         Command::Validate(args) => commands::validate::run(args),
+        Command::Chat(args) => commands::chat::run(args),
     };
     if let Err(err) = result {
         // One line: the chain of causes joined, as ripgrep does.

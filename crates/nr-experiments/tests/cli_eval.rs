@@ -1,29 +1,15 @@
 //! `nr eval` run as a program on TREC files: its numbers equal pytrec_eval's to 1e-9.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::shared;
 use serde_json::Value;
 
-fn shared(path: &str) -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared")
-        .join(path);
-    assert!(
-        p.exists(),
-        "{} is missing (the shared data sits beside the checkout)",
-        p.display()
-    );
-    p
-}
-
 fn nr(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nr"))
-        .arg("eval")
-        .args(args)
-        .env("NR_LOG", "warn")
-        .output()
-        .expect("the nr binary runs")
+    common::nr(&[&["eval"], args].concat())
 }
 
 fn stdout(out: &Output) -> String {

@@ -1,24 +1,11 @@
 //! A tiny manifest through every stage with the real models: data, corpus index, hidden states,
 //! rewrites, training, retrieval, scoring, report; then a re-run that is served from the caches.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn shared_data(name: &str) -> String {
-    let p = root().join("../shared/data/qrecc-offline").join(name);
-    assert!(p.exists(), "{} is missing (the shared data sits beside the checkout)", p.display());
-    p.to_string_lossy().to_string()
-}
-
-fn model(name: &str) -> String {
-    let p = root().join("models").join(name);
-    assert!(p.exists(), "{} is missing: run `just models` first", p.display());
-    p.to_string_lossy().to_string()
-}
+use common::{model, nr, shared_data};
 
 fn tiny_manifest(dir: &Path) -> PathBuf {
     let text = format!(
@@ -79,10 +66,6 @@ permutations = 200
     let path = dir.join("tiny.toml");
     std::fs::write(&path, text).unwrap();
     path
-}
-
-fn nr(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_nr")).args(args).env("NR_LOG", "warn").output().unwrap()
 }
 
 #[test]

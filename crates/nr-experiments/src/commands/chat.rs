@@ -1,0 +1,152 @@
+//! `nr chat`: conversational search with native retrieval, interactive or from a script.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+
+use crate::agent::{Agent, AgentOptions, QueryMode, TurnResult};
+
+#[derive(clap::Args)]
+pub struct ChatArgs {
+    /// The trained head: `runs/NAME/head` (its run folder names the models and settings).
+    #[arg(long)]
+    head: PathBuf,
+    /// Passage collection to search (JSONL file or folder); indexed once by the teacher and cached.
+    #[arg(long)]
+    corpus: PathBuf,
+    /// Run the user turns of a JSON file and print one JSON line per turn instead of chatting.
+    #[arg(long)]
+    script: Option<PathBuf>,
+    /// Generate-then-encode instead of native retrieval (the baseline, for comparison).
+    #[arg(long)]
+    gte: bool,
+    /// Print the generated query (generate-then-encode and `query_tokens` heads).
+    #[arg(long)]
+    show_query: bool,
+    /// Print the time of each part of a turn.
+    #[arg(long)]
+    timings: bool,
+    /// Passages retrieved per turn.
+    #[arg(long, default_value_t = 10)]
+    top_k: usize,
+    /// Retrieved passages the LLM reads when it answers (0: retrieve only).
+    #[arg(long, default_value_t = 3)]
+    answer_passages: usize,
+    #[arg(long, default_value_t = 96)]
+    max_answer_tokens: usize,
+    /// Cache folder for the corpus index (default: the run's cache).
+    #[arg(long)]
+    cache: Option<PathBuf>,
+    /// The LLM, when it has moved since training (must be the same model).
+    #[arg(long)]
+    llm: Option<PathBuf>,
+    /// The teacher, when it has moved since training (must be the same model).
+    #[arg(long)]
+    teacher: Option<PathBuf>,
+    /// Compute device: flex (default), wgpu, cuda[:N], tch.
+    #[arg(long)]
+    device: Option<String>,
+}
+
+/// One turn of a script: the user's message, optionally with a recorded assistant reply that
+/// replaces the LLM's answer (to replay a logged conversation).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum ScriptTurn {
+    User(String),
+    Recorded { user: String, assistant: Option<String> },
+}
+
+fn read_script(path: &Path) -> Result<Vec<(String, Option<String>)>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let turns: Vec<ScriptTurn> = serde_json::from_str(&text).with_context(|| {
+        format!("{}: expected a JSON list of user turns (strings or {{\"user\", \"assistant\"}} objects)", path.display())
+    })?;
+    if turns.is_empty() {
+        bail!("{}: the script has no turns", path.display());
+    }
+    Ok(turns
+        .into_iter()
+        .map(|t| match t {
+            ScriptTurn::User(u) => (u, None),
+            ScriptTurn::Recorded { user, assistant } => (user, assistant),
+        })
+        .collect())
+}
+
+pub fn run(args: ChatArgs) -> Result<()> {
+    let script = args.script.as_deref().map(read_script).transpose()?;
+    let device = crate::device::parse_device(args.device.as_deref())?;
+    let options = AgentOptions {
+        head: args.head.clone(),
+        corpus: args.corpus.clone(),
+        cache: args.cache.clone(),
+        llm: args.llm.clone(),
+        teacher: args.teacher.clone(),
+        mode: if args.gte { QueryMode::GenerateThenEncode } else { QueryMode::Native },
+        top_k: args.top_k.max(1),
+        answer_passages: args.answer_passages,
+        max_answer_tokens: args.max_answer_tokens,
+    };
+    let mut agent = Agent::load(options, device)?;
+    match script {
+        Some(turns) => {
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            for (user, recorded) in turns {
+                let (result, _) = agent.turn(&user, recorded.as_deref())?;
+                writeln!(out, "{}", serde_json::to_string(&result)?)?;
+            }
+            Ok(())
+        }
+        None => interactive(&mut agent, &args),
+    }
+}
+
+/// Reads user turns from stdin until EOF or `/quit`; `/reset` starts a new conversation.
+fn interactive(agent: &mut Agent, args: &ChatArgs) -> Result<()> {
+    eprintln!("native-retrieval chat ({}): /reset starts over, /quit or Ctrl-D ends", if args.gte { "generate-then-encode" } else { "native" });
+    let stdin = std::io::stdin();
+    let mut lines = stdin.lock().lines();
+    loop {
+        eprint!("you> ");
+        std::io::stderr().flush()?;
+        let Some(line) = lines.next().transpose()? else { break };
+        let line = line.trim();
+        match line {
+            "" => continue,
+            "/quit" | "/exit" => break,
+            "/reset" => {
+                agent.reset();
+                eprintln!("(new conversation)");
+                continue;
+            }
+            _ => {}
+        }
+        let (result, shown) = agent.turn(line, None)?;
+        print_turn(agent, &result, &shown, args);
+    }
+    Ok(())
+}
+
+fn print_turn(agent: &Agent, result: &TurnResult, shown: &[usize], args: &ChatArgs) {
+    if let (true, Some(q)) = (args.show_query, &result.query) {
+        println!("query: {q}");
+    }
+    for (rank, (hit, &i)) in result.retrieved.iter().zip(shown).enumerate() {
+        let snippet: String = agent.passage(i).contents.chars().take(100).collect();
+        println!("  [{:>2}] {:.3}  {}  {}", rank + 1, hit.score, hit.id, snippet.replace('\n', " "));
+    }
+    if !result.answer.is_empty() {
+        println!("assistant> {}", result.answer);
+    }
+    if args.timings {
+        let t = &result.timings;
+        println!(
+            "  timings: prefill {:.0} ms, generation {:.0} ms, teacher {:.1} ms, head {:.2} ms, search {:.1} ms, answer {:.0} ms",
+            t.prefill_ms, t.generation_ms, t.teacher_ms, t.head_ms, t.search_ms, t.answer_ms
+        );
+    }
+}
