@@ -17,7 +17,19 @@ if [ -d "$shared" ]; then
   echo "data: linked $target -> $shared"
   exit 0
 fi
-echo "error: $shared not found; download qrecc_data.zip from the apple/ml-qrecc repository (dataset/)," \
-     "unzip it into data/qrecc-official/, then run: cargo run --release -p nr-experiments -- data build-qrecc" \
-     "--input data/qrecc-official --output $target" >&2
-exit 1
+# No shared copy: the official QReCC release (train and test; dev is held out of train by conversation).
+url=${QRECC_URL:-https://github.com/apple/ml-qrecc/raw/main/dataset/qrecc_data.zip}
+official=data/qrecc-official
+if [ ! -e "$official/.unzipped" ]; then
+  echo "data: downloading $url"
+  curl -fL --retry 3 -o data/qrecc_data.zip.part "$url" || {
+    echo "error: could not download $url; put qrecc_train.json and qrecc_test.json in $official/ by hand" >&2
+    exit 1
+  }
+  mv data/qrecc_data.zip.part data/qrecc_data.zip
+  mkdir -p "$official"
+  python3 -m zipfile -e data/qrecc_data.zip "$official"
+  touch "$official/.unzipped"
+fi
+src=$(dirname "$(find "$official" -name qrecc_train.json | head -n 1)")
+cargo run --release -p nr-experiments -- data build-qrecc --input "$src" --output "$target"

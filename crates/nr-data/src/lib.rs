@@ -24,7 +24,7 @@ pub use corpus::{
     AnswerCorpus, AnswerSources, MIN_ANSWER_CHARS, answer_passage_id, normalize_whitespace,
 };
 pub use error::{DataError, Result};
-pub use qrecc::{QreccTurn, parse_qrecc_turns, read_qrecc_turns, source_by_turn_id};
+pub use qrecc::{QreccTurn, parse_qrecc_turns, read_qrecc_turns, source_by_turn_id, write_qrecc_turns};
 pub use qrels::{Judgment, Qrels, QueryQrels};
 pub use run::{QueryRun, Run, ScoredDoc};
 

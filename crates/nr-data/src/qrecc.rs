@@ -75,6 +75,16 @@ pub fn read_qrecc_turns(path: impl AsRef<Path>) -> Result<Vec<QreccTurn>> {
     parse_qrecc_turns(&text, path)
 }
 
+/// Writes turns as a QReCC JSON file (official field names), atomically: a temporary file in the
+/// same folder, then a rename.
+pub fn write_qrecc_turns(path: impl AsRef<Path>, turns: &[QreccTurn]) -> Result<()> {
+    let path = path.as_ref();
+    let text = serde_json::to_string_pretty(turns).expect("turns serialise");
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, text).map_err(|e| DataError::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| DataError::io(path, e))
+}
+
 /// Parses QReCC JSON text; `path` is only used to name the source in errors.
 pub fn parse_qrecc_turns(text: &str, path: &Path) -> Result<Vec<QreccTurn>> {
     let mut field_error = None;

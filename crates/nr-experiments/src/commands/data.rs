@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use nr_data::{AnswerCorpus, AnswerSources, QreccTurn, read_qrecc_turns, write_collection};
+use nr_data::{AnswerCorpus, AnswerSources, QreccTurn, read_qrecc_turns, write_collection, write_qrecc_turns};
 
 #[derive(clap::Subcommand)]
 pub enum DataCommand {
@@ -20,6 +20,16 @@ pub struct BuildArgs {
     /// Folder to write (created): the JSON files are copied, passages.jsonl and qrels written.
     #[arg(long)]
     output: PathBuf,
+    /// Without a qrecc_dev.json (the official release has none), hold out every training
+    /// conversation whose number is a multiple of this as the dev split.
+    #[arg(long, default_value_t = 10)]
+    dev_every: u32,
+}
+
+/// Splits training turns into (train, dev) by conversation: conversation numbers divisible by
+/// `every` go to dev, so no conversation is in both.
+pub fn hold_out_dev(turns: Vec<QreccTurn>, every: u32) -> (Vec<QreccTurn>, Vec<QreccTurn>) {
+    turns.into_iter().partition(|t| every == 0 || t.conversation_no % every != 0)
 }
 
 pub fn run(cmd: DataCommand) -> Result<()> {
@@ -30,11 +40,20 @@ pub fn run(cmd: DataCommand) -> Result<()> {
         let path = args.input.join(format!("qrecc_{split}.json"));
         if path.is_file() {
             splits.push((split, read_qrecc_turns(&path)?));
-            std::fs::copy(&path, args.output.join(format!("qrecc_{split}.json")))?;
         }
     }
     if splits.is_empty() {
         bail!("{}: no qrecc_{{train,dev,test}}.json", args.input.display());
+    }
+    let has_dev = splits.iter().any(|(s, _)| *s == "dev");
+    if let (false, Some(i)) = (has_dev, splits.iter().position(|(s, _)| *s == "train")) {
+        let (train, dev) = hold_out_dev(std::mem::take(&mut splits[i].1), args.dev_every);
+        println!("dev: held out {} training turns (conversations divisible by {})", dev.len(), args.dev_every);
+        splits[i].1 = train;
+        splits.insert(i + 1, ("dev", dev));
+    }
+    for (split, turns) in &splits {
+        write_qrecc_turns(&args.output.join(format!("qrecc_{split}.json")), turns)?;
     }
     let all: Vec<QreccTurn> = splits.iter().flat_map(|(_, t)| t.iter().cloned()).collect();
     let mut passages = None;
