@@ -15,7 +15,7 @@ use nr_head::{BackboneInfo, Head, HeadMeta, TeacherInfo};
 use serde::Serialize;
 
 use crate::manifest::{BackboneSpec, HiddenSource, Manifest};
-use crate::pipeline::llm_features::{context_features, first_line, query_token_features};
+use crate::pipeline::llm_features::{context_features, first_line, query_token_features, question_tokens};
 use crate::pipeline::teacher_side::Teacher;
 use crate::train::examples::Vectors;
 use crate::train::standardize::Standardizer;
@@ -233,10 +233,13 @@ impl Agent {
     }
 
     fn native_context(&self, question: &str, timings: &mut TurnTimings) -> Result<Vec<f32>> {
-        let prompt = self.prompt(question, self.backbone.system_prompt.as_deref())?;
         let b = &self.backbone;
+        let system = b.system_prompt.as_deref();
+        let prompt = self.prompt(question, system)?;
+        let count = |m: &[ChatMessage]| self.llm.chat_ids(m).map_or(usize::MAX, |ids| ids.len());
+        let q = question_tokens(&self.llm, &self.history, question, system, b.max_prompt_tokens, &count)?;
         let start = Instant::now();
-        let x = context_features(&self.llm, &[prompt], &self.layers, b.pool, b.pool_k, 1, false)?;
+        let x = context_features(&self.llm, &[prompt], &self.layers, b.pool, b.pool_k, Some(&[q]), 1, false)?;
         timings.prefill_ms = ms_since(start);
         self.head_vector(x, timings)
     }

@@ -50,6 +50,7 @@ seed = 3
 [evaluation]
 bootstrap = 200
 permutations = 200
+per_source = true
 "#,
         out = dir.join("out").display(),
         cache = dir.join("cache").display(),
@@ -95,6 +96,18 @@ fn a_tiny_manifest_runs_every_stage_and_writes_parseable_outputs() {
         let b = metrics["systems"][s]["recall_10"].as_f64().unwrap();
         assert!((a - b).abs() < 1e-12, "{s}: nr eval {a} vs metrics.json {b}");
     }
+    // Per-source rows: their turns add up to the scored turns and their weighted means to the mean.
+    let scored = metrics["scored_queries"].as_f64().unwrap();
+    for s in systems {
+        let rows = metrics["per_source"][s].as_object().unwrap_or_else(|| panic!("{s}: no per-source rows"));
+        let turns: f64 = rows.values().map(|r| r["turns"].as_f64().unwrap()).sum();
+        assert_eq!(turns, scored, "{s}");
+        let weighted: f64 = rows.values().map(|r| r["turns"].as_f64().unwrap() * r["mrr_10"].as_f64().unwrap()).sum();
+        let mean = metrics["systems"][s]["mrr_10"].as_f64().unwrap();
+        assert!((weighted / scored - mean).abs() < 1e-9, "{s}: per-source MRR@10 {weighted} / {scored} vs {mean}");
+    }
+    assert!(std::fs::read_to_string(run_dir.join("report.md")).unwrap().contains("## Per conversation source"));
+
     // The oracle beats the raw question on these turns, as on every QReCC sample.
     assert!(metrics["systems"]["human_rewrite"]["recall_10"].as_f64() >= metrics["systems"]["raw_question"]["recall_10"].as_f64());
     assert!(run_dir.join("report.md").is_file());

@@ -102,6 +102,9 @@ pub enum Pooling {
     MeanLast,
     /// Every token, for the mapper head.
     Tokens,
+    /// `context` only: mean of the current question's tokens and the generation prompt after them,
+    /// as the LLM read them in the conversation (the history shapes them, no query is generated).
+    Question,
 }
 
 /// The frozen LLM and how its hidden states are read.
@@ -260,11 +263,36 @@ pub struct TrainingSpec {
     /// Stop after this many epochs without a better dev MRR@10.
     pub patience: usize,
     pub seed: u64,
+    /// Where the head's weights start: `random`, or `ridge` (linear heads: the closed-form
+    /// least-squares map onto the teacher's rewrite embeddings, its penalty chosen on dev; the
+    /// epochs then fine-tune it, and `epochs = 0` keeps it as is).
+    pub init: HeadInit,
+    /// Ridge penalties tried for `init = "ridge"` (on standardized inputs).
+    pub ridge_lambdas: Vec<f64>,
+}
+
+/// How a head's weights are initialised before gradient training.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HeadInit {
+    Random,
+    Ridge,
 }
 
 impl Default for TrainingSpec {
     fn default() -> Self {
-        Self { lr: 1e-3, weight_decay: 0.01, batch_size: 64, epochs: 10, warmup_ratio: 0.1, grad_clip: Some(1.0), patience: 3, seed: 42 }
+        Self {
+            lr: 1e-3,
+            weight_decay: 0.01,
+            batch_size: 64,
+            epochs: 10,
+            warmup_ratio: 0.1,
+            grad_clip: Some(1.0),
+            patience: 3,
+            seed: 42,
+            init: HeadInit::Random,
+            ridge_lambdas: vec![10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0],
+        }
     }
 }
 

@@ -22,6 +22,34 @@ pub fn conversation_prompts(llm: &Llm, turns: &[QreccTurn], system: Option<&str>
         .collect()
 }
 
+/// How many tokens at the end of each conversation prompt belong to the current question and the
+/// generation prompt after it: the prompt minus its longest common prefix with the same
+/// conversation whose question is empty.
+pub fn question_token_counts(llm: &Llm, turns: &[QreccTurn], system: Option<&str>, budget: usize) -> Result<Vec<usize>> {
+    let count = |messages: &[ChatMessage]| llm.chat_ids(messages).map_or(usize::MAX, |ids| ids.len());
+    turns.iter().map(|t| question_tokens(llm, &t.context, &t.question, system, budget, &count)).collect()
+}
+
+/// [`question_token_counts`] for one conversation.
+pub fn question_tokens(
+    llm: &Llm,
+    history: &[String],
+    question: &str,
+    system: Option<&str>,
+    budget: usize,
+    count: &dyn Fn(&[ChatMessage]) -> usize,
+) -> Result<usize> {
+    let fitted = fit_conversation(history, question, system, budget, count);
+    let full = llm.chat_ids(&fitted.messages)?;
+    let mut empty = fitted.messages.clone();
+    if let Some(last) = empty.last_mut() {
+        last.content.clear();
+    }
+    let empty = llm.chat_ids(&empty)?;
+    let common = full.iter().zip(&empty).take_while(|(a, b)| a == b).count();
+    Ok((full.len() - common).max(1))
+}
+
 /// A progress bar on stderr for `n` items, hidden when `show` is false.
 pub fn progress(n: usize, what: &str, show: bool) -> ProgressBar {
     if !show {
@@ -44,7 +72,8 @@ pub fn length_sorted_batches(lengths: &[usize], batch: usize) -> Vec<Vec<usize>>
     order.chunks(batch.max(1)).map(<[usize]>::to_vec).collect()
 }
 
-/// Pools one turn's token states (one `TokenStates` per layer) into `[tokens, layers, dim]` rows.
+/// Pools one turn's token states (one `TokenStates` per layer) into `[tokens, layers, dim]` rows;
+/// `Question` pools like `MeanLast` with the `k` of that turn.
 fn pool_tokens(states: &[&TokenStates], pool: Pooling, k: usize) -> (usize, Vec<f32>) {
     let dim = states[0].dim;
     let len = states[0].len;
@@ -56,7 +85,7 @@ fn pool_tokens(states: &[&TokenStates], pool: Pooling, k: usize) -> (usize, Vec<
             }
             (1, out)
         }
-        Pooling::MeanLast => {
+        Pooling::MeanLast | Pooling::Question => {
             for s in states {
                 out.extend(s.mean_last(k));
             }
@@ -76,15 +105,22 @@ fn pool_tokens(states: &[&TokenStates], pool: Pooling, k: usize) -> (usize, Vec<
 }
 
 /// Hidden-state features of each prompt at `layers`, pooled; prompts run in length-sorted batches.
+/// `Question` pooling reads `question_tokens[i]` tokens of prompt `i` (see [`question_token_counts`]).
+#[allow(clippy::too_many_arguments)]
 pub fn context_features(
     llm: &Llm,
     prompts: &[Vec<u32>],
     layers: &[usize],
     pool: Pooling,
     pool_k: usize,
+    question_tokens: Option<&[usize]>,
     batch: usize,
     show_progress: bool,
 ) -> Result<HeadInputs> {
+    anyhow::ensure!(
+        pool != Pooling::Question || question_tokens.is_some_and(|q| q.len() == prompts.len()),
+        "question pooling needs the question's token count of every prompt"
+    );
     let dim = llm.hidden_size();
     let mut per_turn: Vec<Option<(usize, Vec<f32>)>> = vec![None; prompts.len()];
     let lengths: Vec<usize> = prompts.iter().map(Vec::len).collect();
@@ -94,7 +130,8 @@ pub fn context_features(
         let out = llm.forward(&chunk, layers, false)?;
         for (&r, seq) in rows.iter().zip(&out) {
             let states: Vec<&TokenStates> = layers.iter().map(|l| &seq.hidden[l]).collect();
-            per_turn[r] = Some(pool_tokens(&states, pool, pool_k));
+            let k = if pool == Pooling::Question { question_tokens.map_or(pool_k, |q| q[r]) } else { pool_k };
+            per_turn[r] = Some(pool_tokens(&states, pool, k));
         }
         bar.inc(rows.len() as u64);
     }
@@ -197,6 +234,24 @@ mod tests {
     fn batches_group_similar_lengths_and_cover_every_index_once() {
         let b = length_sorted_batches(&[5, 1, 9, 1, 5], 2);
         assert_eq!(b, vec![vec![1, 3], vec![0, 4], vec![2]]);
+    }
+
+    #[cfg(feature = "flex")]
+    #[test]
+    fn question_tokens_cover_the_question_and_the_generation_prompt_only() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/SmolLM2-135M-Instruct.Q4_1.gguf");
+        assert!(path.is_file(), "{} is missing: run `just models` first", path.display());
+        let llm = Llm::load(&path, &burn::tensor::Device::flex()).unwrap();
+        let history = vec!["Who wrote Dune?".to_string(), "Frank Herbert wrote Dune.".to_string()];
+        let count = |m: &[ChatMessage]| llm.chat_ids(m).map_or(usize::MAX, |ids| ids.len());
+        let k = question_tokens(&llm, &history, "When was it published?", None, 512, &count).unwrap();
+        let fitted = fit_conversation(&history, "When was it published?", None, 512, &count);
+        let ids = llm.chat_ids(&fitted.messages).unwrap();
+        let tail = llm.tokenizer.decode(&ids[ids.len() - k..]).unwrap();
+        // The question's 5 tokens, then "<|im_end|>", "\n", "<|im_start|>", "assistant", "\n".
+        assert!(tail.starts_with("When was it published?"), "{tail:?}");
+        assert!(!tail.contains("Herbert") && !tail.contains("user"), "{tail:?}");
+        assert!(tail.trim_end().ends_with("assistant"), "{tail:?}");
     }
 
     #[test]

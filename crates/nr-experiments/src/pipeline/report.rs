@@ -48,6 +48,39 @@ pub fn table(results: &BTreeMap<String, SystemResult>, latency: &BTreeMap<String
     s
 }
 
+/// Mean of each metric per conversation source (trec / quac / nq) and system, with the number of
+/// scored turns: `{system: {source: {metric: mean, "turns": n}}}`.
+pub fn per_source(results: &BTreeMap<String, SystemResult>, turns: &[nr_data::QreccTurn]) -> BTreeMap<String, BTreeMap<String, BTreeMap<String, f64>>> {
+    let source_of = nr_data::source_by_turn_id(turns);
+    let mut out: BTreeMap<String, BTreeMap<String, BTreeMap<String, f64>>> = BTreeMap::new();
+    for (name, r) in results {
+        for metric in r.mean.keys() {
+            let values: BTreeMap<String, f64> = r.per_query.iter().filter_map(|(q, m)| Some((q.clone(), *m.get(metric)?))).collect();
+            for (source, (mean, n)) in nr_eval::means_by_group(&values, &source_of) {
+                let row = out.entry(name.clone()).or_default().entry(source).or_default();
+                row.insert(metric.clone(), mean);
+                row.insert("turns".into(), n as f64);
+            }
+        }
+    }
+    out
+}
+
+/// The per-source table in Markdown.
+fn per_source_table(rows: &BTreeMap<String, BTreeMap<String, BTreeMap<String, f64>>>) -> String {
+    let mut names: Vec<&String> = rows.keys().collect();
+    names.sort_by_key(|n| order(n));
+    let mut s = String::from("| system | source | turns | R@10 | MRR@10 | NDCG@3 | R@100 |\n|---|---|---|---|---|---|---|\n");
+    for name in names {
+        for (source, m) in &rows[name] {
+            let get = |k: &str| m.get(k).map_or("-".to_string(), |v| format!("{v:.3}"));
+            let turns = m.get("turns").map_or(0, |n| *n as usize);
+            let _ = writeln!(s, "| {name} | {source} | {turns} | {} | {} | {} | {} |", get("recall_10"), get("mrr_10"), get("ndcg_cut_3"), get("recall_100"));
+        }
+    }
+    s
+}
+
 /// Writes every output of a run into `dir` and prints the table; returns the report's path.
 pub fn write(ctx: &Experiment, dir: &Path, results: &BTreeMap<String, SystemResult>, latency: &BTreeMap<String, Latency>) -> Result<PathBuf> {
     for (name, r) in results {
@@ -55,13 +88,17 @@ pub fn write(ctx: &Experiment, dir: &Path, results: &BTreeMap<String, SystemResu
         std::fs::create_dir_all(file.parent().unwrap())?;
         r.run.write(&file, name)?;
     }
-    let metrics = serde_json::json!({
+    let by_source = ctx.manifest.evaluation.per_source.then(|| per_source(results, &ctx.data.test.turns));
+    let mut metrics = serde_json::json!({
         "systems": results.iter().map(|(n, r)| (n.clone(), serde_json::json!(r.mean))).collect::<serde_json::Map<_, _>>(),
         "ci95": results.iter().map(|(n, r)| (n.clone(), serde_json::json!(r.ci95))).collect::<serde_json::Map<_, _>>(),
         "p_vs_generate_then_encode": results.iter().map(|(n, r)| (n.clone(), serde_json::json!(r.p_vs_gte))).collect::<serde_json::Map<_, _>>(),
         "latency_ms": latency,
         "scored_queries": results.values().next().map_or(0, |r| r.per_query.len()),
     });
+    if let Some(rows) = &by_source {
+        metrics["per_source"] = serde_json::json!(rows);
+    }
     write_atomic(&dir.join("metrics.json"), serde_json::to_string_pretty(&metrics)?.as_bytes())?;
     let t = table(results, latency);
     let m = &ctx.manifest;
@@ -80,6 +117,10 @@ pub fn write(ctx: &Experiment, dir: &Path, results: &BTreeMap<String, SystemResu
         m.evaluation.bootstrap,
         m.evaluation.permutations,
     );
+    let report = match &by_source {
+        Some(rows) => format!("{report}\n## Per conversation source\n\n{}", per_source_table(rows)),
+        None => report,
+    };
     let path = dir.join("report.md");
     write_atomic(&path, report.as_bytes())?;
     println!("\n{t}");

@@ -3,6 +3,7 @@
 pub mod batch;
 pub mod examples;
 pub mod losses;
+pub mod ridge;
 pub mod schedule;
 pub mod standardize;
 pub mod trainer;
@@ -10,9 +11,9 @@ pub mod trainer;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use nr_head::{BackboneInfo, HeadConfig, HeadMeta, TeacherInfo};
+use nr_head::{BackboneInfo, Head, HeadConfig, HeadMeta, TeacherInfo};
 
-use crate::manifest::{HiddenSource, Manifest};
+use crate::manifest::{HeadInit, HiddenSource, Manifest};
 use crate::pipeline::evaluate::{LATENCY_SAMPLE, Latency, SystemVectors, median};
 use crate::pipeline::{Experiment, RunOptions, Stage, targets};
 use examples::Vectors;
@@ -47,6 +48,36 @@ pub fn head_meta(ctx: &Experiment) -> HeadMeta {
     }
 }
 
+/// Fits the ridge initialisation for every penalty of `training.ridge_lambdas`, keeps the one with
+/// the best dev MRR@10 and saves it as `dir/ridge-head`; returns that stem.
+fn ridge_init(
+    config: &HeadConfig,
+    meta: &HeadMeta,
+    training: &crate::manifest::TrainingSpec,
+    data: &FitData,
+    device: &burn::tensor::Device,
+    dir: &std::path::Path,
+) -> Result<std::path::PathBuf> {
+    anyhow::ensure!(!training.ridge_lambdas.is_empty(), "training.ridge_lambdas is empty");
+    let a = ridge::design_matrix(data.train_x, config.input_layernorm);
+    let y = ridge::target_matrix(data.train_y);
+    let solutions = ridge::ridge_solutions(&a, &y, &training.ridge_lambdas)?;
+    let mut best: Option<(f64, f64, Head)> = None;
+    for (lambda, w) in training.ridge_lambdas.iter().zip(&solutions) {
+        let head = ridge::linear_head(config, w, device)?;
+        let mrr = trainer::dev_mrr10(&head, data, device)?;
+        tracing::info!("ridge lambda {lambda}: dev MRR@10 {mrr:.4}");
+        if best.as_ref().is_none_or(|(m, _, _)| mrr > *m) {
+            best = Some((mrr, *lambda, head));
+        }
+    }
+    let (mrr, lambda, head) = best.expect("at least one penalty");
+    tracing::info!("ridge init: lambda {lambda} (dev MRR@10 {mrr:.4})");
+    let stem = dir.join("ridge-head");
+    head.save(&stem, meta)?;
+    Ok(stem)
+}
+
 /// Trains the manifest's head on train (early stopping on dev) and returns its test query vectors
 /// under the system name `native`, with the latency of making one.
 pub fn train_native(ctx: &Experiment, passages: &Vectors, opts: &RunOptions) -> Result<SystemVectors> {
@@ -74,7 +105,12 @@ pub fn train_native(ctx: &Experiment, passages: &Vectors, opts: &RunOptions) -> 
         dev_qrels: &ctx.data.dev.qrels,
         passages,
     };
-    let (head, state) = fit(&config, &meta, &m.training, &m.losses, &data, &ctx.device, &dir, opts.resume)?;
+    std::fs::create_dir_all(&dir)?;
+    let init = match m.training.init {
+        HeadInit::Random => None,
+        HeadInit::Ridge => Some(ridge_init(&config, &meta, &m.training, &data, &ctx.device, &dir)?),
+    };
+    let (head, state) = fit(&config, &meta, &m.training, &m.losses, &data, &ctx.device, &dir, opts.resume, init.as_deref())?;
     tracing::info!("best dev MRR@10 {:.4} at epoch {}", state.best_dev_mrr10, state.best_epoch);
     head.save(&m.output.join("head"), &meta)?;
     let vectors = Vectors { ids: ctx.data.test.ids(), dim: passages.dim, data: encode(&head, &test_x, &ctx.device)? };

@@ -63,7 +63,7 @@ pub fn encode(head: &Head, x: &HeadInputs, device: &Device) -> Result<Vec<f32>> 
 }
 
 /// Dev MRR@10 of a head.
-fn dev_mrr10(head: &Head, data: &FitData, device: &Device) -> Result<f64> {
+pub fn dev_mrr10(head: &Head, data: &FitData, device: &Device) -> Result<f64> {
     let q = Vectors { ids: data.dev_ids.to_vec(), dim: data.passages.dim, data: encode(head, data.dev_x, device)? };
     let hits = crate::pipeline::evaluate::top_k(&q, data.passages, 10)?;
     let run = crate::pipeline::evaluate::to_run(&q, data.passages, &hits)?;
@@ -75,7 +75,9 @@ fn checkpoint_paths(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     (dir.join("checkpoint-head"), dir.join("checkpoint-optimizer.bin"), dir.join("checkpoint-state.json"))
 }
 
-/// Trains a head from `config` and returns the best one on dev (and the training state).
+/// Trains a head from `config` (or from the head saved at `init`, which then counts as epoch 0)
+/// and returns the best one on dev (and the training state).
+#[allow(clippy::too_many_arguments)]
 pub fn fit(
     config: &HeadConfig,
     meta: &nr_head::HeadMeta,
@@ -85,6 +87,7 @@ pub fn fit(
     device: &Device,
     dir: &Path,
     resume: bool,
+    init: Option<&Path>,
 ) -> Result<(Head, TrainState)> {
     std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
     let ad = device.clone().autodiff();
@@ -101,6 +104,14 @@ pub fn fit(
         optim = optim.load_record(record);
         tracing::info!("resuming after epoch {} (step {})", state.epoch, state.step);
         (head, state)
+    } else if let Some(stem) = init {
+        let head = Head::load(stem, meta, &ad)?;
+        let valid = head.valid();
+        let mrr = dev_mrr10(&valid, data, device)?;
+        tracing::info!("initial head {}: dev MRR@10 {mrr:.4}", stem.display());
+        valid.save(&dir.join("best-head"), meta)?;
+        let state = TrainState { epoch: 0, step: 0, best_dev_mrr10: mrr, best_epoch: 0, epochs_without_gain: 0, dev_history: vec![] };
+        (head, state)
     } else {
         let state = TrainState { epoch: 0, step: 0, best_dev_mrr10: f64::NEG_INFINITY, best_epoch: 0, epochs_without_gain: 0, dev_history: vec![] };
         (config.init(&ad)?, state)
@@ -114,7 +125,7 @@ pub fn fit(
     let warmup = ((total as f64) * training.warmup_ratio).round() as usize;
     let mut log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("steps.jsonl"))?;
     let bar = crate::pipeline::llm_features::progress(total - state.step.min(total), "training", true);
-    let mut best = if state.best_epoch > 0 && dir.join("best-head.safetensors").is_file() {
+    let mut best = if (state.best_epoch > 0 || init.is_some()) && dir.join("best-head.safetensors").is_file() {
         Some(Head::load(&dir.join("best-head"), meta, device)?)
     } else {
         None
