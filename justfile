@@ -26,3 +26,19 @@ ablate:
     bash scripts/fetch-models.sh
     bash scripts/prepare-data.sh
     cargo run --release -p nr-experiments -- run experiments/ablation.toml
+
+# Cross-backend test (flex vs wgpu; lavapipe installed via apt-get when there is no Vulkan driver).
+test-wgpu *ARGS:
+    bash scripts/test-wgpu.sh {{ARGS}}
+
+# Type-check with the cuda backend (DOCS_RS=1: no LLVM bundle download, nothing links; real build: gpu-check).
+check-cuda:
+    DOCS_RS=1 cargo check -p nr-experiments --features cuda --all-targets
+
+# Type-check with the tch backend against LibTorch 2.9.0 unpacked from PyPI wheels (~900 MB download).
+check-tch:
+    bash scripts/fetch-libtorch.sh
+
+# On an NVIDIA GPU machine: cuda build, cross-backend test on cuda, quickstart on cuda, timings.
+gpu-check:
+    bash scripts/gpu-check.sh
