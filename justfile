@@ -21,11 +21,13 @@ bench:
     bash scripts/fetch-models.sh
     cargo bench --workspace
 
-# The ablation grid (experiments/ablation.toml): results/ablation.{md,csv,json,svg,png}.
+# The ablation grids: losses x head kinds (experiments/ablation.toml -> results/ablation.{md,csv,json,svg,png})
+# and losses x initialisation (experiments/ablation-init.toml -> results/ablation-init/).
 ablate:
     bash scripts/fetch-models.sh
     bash scripts/prepare-data.sh
     cargo run --release -p nr-experiments -- run experiments/ablation.toml
+    cargo run --release -p nr-experiments -- run experiments/ablation-init.toml
 
 # Cross-backend test (flex vs wgpu; lavapipe installed via apt-get when there is no Vulkan driver).
 test-wgpu *ARGS:

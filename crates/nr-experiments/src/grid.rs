@@ -104,7 +104,8 @@ fn write_tables(out: &Path, rows: &[(String, serde_json::Value)]) -> Result<Path
     let fmt = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.3}"));
     for (idx, (name, m)) in rows.iter().enumerate() {
         json.insert(name.clone(), m.clone());
-        let systems: Vec<String> = m["systems"].as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+        let mut systems: Vec<String> = m["systems"].as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+        systems.sort_by(|a, b| crate::pipeline::report::order(a).cmp(&crate::pipeline::report::order(b)));
         for sys in systems {
             // Baselines are the same in every variant: list them once.
             if !sys.starts_with("native") && idx > 0 {

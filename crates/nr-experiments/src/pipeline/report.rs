@@ -11,7 +11,7 @@ use super::cached::write_atomic;
 use super::evaluate::{GTE, Latency, SystemResult};
 
 /// Order of systems in tables: baselines first, then native heads.
-fn order(name: &str) -> (usize, &str) {
+pub fn order(name: &str) -> (usize, &str) {
     let rank = ["raw_question", "context_question", GTE, "human_rewrite"].iter().position(|s| *s == name).unwrap_or(4);
     (rank, name)
 }
