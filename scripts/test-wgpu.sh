@@ -8,9 +8,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# (grep without -q: under pipefail, grep -q closing the pipe early fails the pipeline.)
 have_vulkan() {
-  ldconfig -p 2>/dev/null | grep -q 'libvulkan\.so\.1' &&
-    ls /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json >/dev/null 2>&1
+  ldconfig -p 2>/dev/null | grep 'libvulkan\.so\.1' >/dev/null &&
+    { compgen -G '/usr/share/vulkan/icd.d/*.json' >/dev/null || compgen -G '/etc/vulkan/icd.d/*.json' >/dev/null; }
 }
 
 if ! have_vulkan; then

@@ -11,13 +11,14 @@ use burn::tensor::Device;
 use nr_backbone::llama::{GenerateOptions, Llm};
 use nr_backbone::teacher::TeacherEncoder;
 use nr_data::{ChatMessage, Passage, PassageReader, TensorCache, fit_conversation};
-use nr_head::{BackboneInfo, Head, HeadMeta, TeacherInfo};
+use nr_head::Head;
 use serde::Serialize;
 
 use crate::manifest::{BackboneSpec, HiddenSource, Manifest};
 use crate::pipeline::llm_features::{context_features, first_line, query_token_features, question_tokens};
 use crate::pipeline::teacher_side::Teacher;
 use crate::train::examples::Vectors;
+use crate::train::head_meta_for;
 use crate::train::standardize::Standardizer;
 use crate::train::trainer::encode;
 
@@ -101,9 +102,6 @@ fn ms_since(start: Instant) -> f64 {
     start.elapsed().as_secs_f64() * 1e3
 }
 
-fn file_name(p: &Path) -> String {
-    p.file_name().map_or(String::new(), |f| f.to_string_lossy().to_string())
-}
 
 impl Agent {
     /// Loads the head with the models and settings of its run, and indexes the corpus (cached).
@@ -120,24 +118,9 @@ impl Agent {
         let teacher_path = options.teacher.clone().unwrap_or(manifest.teacher.path.clone());
         let llm = Llm::load(&llm_path, &device)?;
         let encoder = TeacherEncoder::load(&teacher_path, &device)?;
-        let layers = manifest
-            .backbone
-            .layers
-            .iter()
-            .map(|l| l.resolve(llm.num_layers()))
-            .collect::<Result<Vec<_>>>()?;
-        let expected = HeadMeta {
-            backbone: BackboneInfo {
-                name: file_name(&llm_path),
-                hidden_size: llm.hidden_size(),
-                layers: layers.clone(),
-                source: match manifest.backbone.source {
-                    HiddenSource::Context => "context".into(),
-                    HiddenSource::QueryTokens => "query_tokens".into(),
-                },
-            },
-            teacher: TeacherInfo { name: file_name(&teacher_path), dim: encoder.dim() },
-        };
+        let layers = manifest.backbone.resolve_layers(llm.num_layers())?;
+        let expected =
+            head_meta_for(&manifest.backbone, &llm_path, llm.hidden_size(), &layers, &teacher_path, encoder.dim());
         let head = Head::load(&options.head, &expected, &device)?;
         let standardizer = read_standardizer(&run_dir.join("head.standardize.json"), layers.len() * llm.hidden_size())?;
 

@@ -53,7 +53,7 @@ pub fn run(cmd: DataCommand) -> Result<()> {
         splits.insert(i + 1, ("dev", dev));
     }
     for (split, turns) in &splits {
-        write_qrecc_turns(&args.output.join(format!("qrecc_{split}.json")), turns)?;
+        write_qrecc_turns(args.output.join(format!("qrecc_{split}.json")), turns)?;
     }
     let all: Vec<QreccTurn> = splits.iter().flat_map(|(_, t)| t.iter().cloned()).collect();
     let mut passages = None;

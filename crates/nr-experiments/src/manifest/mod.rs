@@ -142,6 +142,21 @@ pub struct BackboneSpec {
     pub batch_size: usize,
 }
 
+impl BackboneSpec {
+    /// The layer indices to read in a model of `num_layers` layers.
+    pub fn resolve_layers(&self, num_layers: usize) -> Result<Vec<usize>> {
+        self.layers.iter().map(|l| l.resolve(num_layers)).collect()
+    }
+
+    /// The source's name as heads record it.
+    pub fn source_name(&self) -> &'static str {
+        match self.source {
+            HiddenSource::Context => "context",
+            HiddenSource::QueryTokens => "query_tokens",
+        }
+    }
+}
+
 /// A layer index or `"last"`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]

@@ -86,12 +86,7 @@ impl Experiment {
             weights_hash: model_hash(&manifest.teacher.path)?,
             batch_size: manifest.teacher.batch_size,
         };
-        let layers = manifest
-            .backbone
-            .layers
-            .iter()
-            .map(|l| l.resolve(llm.num_layers()))
-            .collect::<Result<Vec<_>>>()?;
+        let layers = manifest.backbone.resolve_layers(llm.num_layers())?;
         tracing::info!("models loaded in {:.1}s", start.elapsed().as_secs_f64());
         let cache = TensorCache::new(&manifest.cache);
         Ok(Self { manifest, device, cache, data, llm, llm_hash, teacher, layers })

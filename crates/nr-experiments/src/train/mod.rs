@@ -13,7 +13,9 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use nr_head::{BackboneInfo, Head, HeadConfig, HeadMeta, TeacherInfo};
 
-use crate::manifest::{HeadInit, HiddenSource, Manifest};
+use std::path::Path;
+
+use crate::manifest::{BackboneSpec, HeadInit, HiddenSource, Manifest};
 use crate::pipeline::evaluate::{LATENCY_SAMPLE, Latency, SystemVectors, median};
 use crate::pipeline::{Experiment, RunOptions, Stage, targets};
 use examples::Vectors;
@@ -30,22 +32,25 @@ pub fn head_config(manifest: &Manifest, input_dim: usize, output_dim: usize) -> 
     HeadConfig::deserialize(toml::Value::Table(table)).map_err(|e| anyhow::anyhow!("{}", e.message().trim()))
 }
 
-/// What a head belongs to, stored beside its weights.
-pub fn head_meta(ctx: &Experiment) -> HeadMeta {
-    let m = &ctx.manifest;
-    let name = |p: &std::path::Path| p.file_name().map_or(String::new(), |f| f.to_string_lossy().to_string());
+/// What a head belongs to, stored beside its weights: the LLM and teacher (by file name), the LLM's
+/// width, the layers and source it reads, the teacher's dimension.
+pub fn head_meta_for(backbone: &BackboneSpec, llm_path: &Path, hidden_size: usize, layers: &[usize], teacher_path: &Path, teacher_dim: usize) -> HeadMeta {
+    let name = |p: &Path| p.file_name().map_or(String::new(), |f| f.to_string_lossy().to_string());
     HeadMeta {
         backbone: BackboneInfo {
-            name: name(&m.backbone.path),
-            hidden_size: ctx.llm.hidden_size(),
-            layers: ctx.layers.clone(),
-            source: match m.backbone.source {
-                HiddenSource::Context => "context".into(),
-                HiddenSource::QueryTokens => "query_tokens".into(),
-            },
+            name: name(llm_path),
+            hidden_size,
+            layers: layers.to_vec(),
+            source: backbone.source_name().into(),
         },
-        teacher: TeacherInfo { name: name(&m.teacher.path), dim: ctx.teacher.encoder.dim() },
+        teacher: TeacherInfo { name: name(teacher_path), dim: teacher_dim },
     }
+}
+
+/// [`head_meta_for`] the models of an experiment.
+pub fn head_meta(ctx: &Experiment) -> HeadMeta {
+    let m = &ctx.manifest;
+    head_meta_for(&m.backbone, &m.backbone.path, ctx.llm.hidden_size(), &ctx.layers, &m.teacher.path, ctx.teacher.encoder.dim())
 }
 
 /// Fits the ridge initialisation for every penalty of `training.ridge_lambdas`, keeps the one with
