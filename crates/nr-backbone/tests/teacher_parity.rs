@@ -11,29 +11,8 @@ use std::path::Path;
 
 use burn::tensor::Device;
 use nr_backbone::teacher::TeacherEncoder;
-use serde::Deserialize;
 
-const FIXTURE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/fixtures/minilm_reference.json"
-);
 
-#[derive(Deserialize)]
-struct Reference {
-    cases: Vec<Case>,
-}
-
-#[derive(Deserialize)]
-struct Case {
-    text: String,
-    input_ids: Vec<u32>,
-    embedding: Vec<f32>,
-}
-
-fn reference() -> Reference {
-    let text = std::fs::read_to_string(FIXTURE).unwrap_or_else(|e| panic!("{FIXTURE}: {e}"));
-    serde_json::from_str(&text).expect("fixture parses")
-}
 
 fn load(dir: &Path) -> TeacherEncoder {
     TeacherEncoder::load(dir, &Device::default())
@@ -71,11 +50,11 @@ fn minilm_reads_its_sentence_transformers_configuration() {
 
 #[test]
 fn token_ids_match_sentence_transformers_including_truncation() {
-    let reference = reference();
+    let cases = common::minilm_reference();
     let teacher = load(&model_dir());
-    let texts: Vec<&str> = reference.cases.iter().map(|c| c.text.as_str()).collect();
+    let texts: Vec<&str> = cases.iter().map(|c| c.text.as_str()).collect();
     let ids = teacher.tokenize(&texts).expect("tokenize");
-    for (case, got) in reference.cases.iter().zip(&ids) {
+    for (case, got) in cases.iter().zip(&ids) {
         assert_eq!(got, &case.input_ids, "ids of {:?}", case.text);
     }
     let longest = ids.iter().map(Vec::len).max().unwrap();
@@ -88,13 +67,13 @@ fn token_ids_match_sentence_transformers_including_truncation() {
 
 #[test]
 fn padded_batch_embeddings_match_sentence_transformers() {
-    let reference = reference();
+    let cases = common::minilm_reference();
     let teacher = load(&model_dir());
-    let texts: Vec<&str> = reference.cases.iter().map(|c| c.text.as_str()).collect();
+    let texts: Vec<&str> = cases.iter().map(|c| c.text.as_str()).collect();
     // One batch: every short text is padded to the 256 tokens of the long one.
     let embeddings = teacher.encode(&texts).expect("encode");
     assert_eq!(embeddings.len(), texts.len());
-    for (case, got) in reference.cases.iter().zip(&embeddings) {
+    for (case, got) in cases.iter().zip(&embeddings) {
         assert_eq!(got.len(), 384);
         let err = relative_l2(got, &case.embedding);
         let short: String = case.text.chars().take(40).collect();
@@ -107,9 +86,9 @@ fn padded_batch_embeddings_match_sentence_transformers() {
 
 #[test]
 fn one_by_one_and_bucketed_encodings_equal_the_padded_batch() {
-    let reference = reference();
+    let cases = common::minilm_reference();
     let teacher = load(&model_dir());
-    let texts: Vec<&str> = reference.cases.iter().map(|c| c.text.as_str()).collect();
+    let texts: Vec<&str> = cases.iter().map(|c| c.text.as_str()).collect();
     let batched = teacher.encode(&texts).expect("encode batch");
     for (text, in_batch) in texts.iter().zip(&batched) {
         let alone = teacher.encode(&[text]).expect("encode one");

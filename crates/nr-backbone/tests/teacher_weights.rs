@@ -12,23 +12,7 @@ use burn::tensor::Device;
 use nr_backbone::teacher::TeacherEncoder;
 use nr_backbone::weights::{SafetensorsWeights, WeightSource};
 use safetensors::{Dtype, tensor::TensorView};
-use serde::Deserialize;
 
-const FIXTURE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/fixtures/minilm_reference.json"
-);
-
-#[derive(Deserialize)]
-struct Reference {
-    cases: Vec<Case>,
-}
-
-#[derive(Deserialize)]
-struct Case {
-    text: String,
-    embedding: Vec<f32>,
-}
 
 /// A copy of MiniLM's folder whose weights are stored as `dtype` under `prefix` + the HF name
 /// (the other files are symlinked).
@@ -77,14 +61,13 @@ fn converted_folder(dtype: Dtype, prefix: &str) -> tempfile::TempDir {
 
 /// Largest relative L2 error of the folder's embeddings against the reference.
 fn worst_error(dir: &Path) -> f64 {
-    let text = std::fs::read_to_string(FIXTURE).unwrap_or_else(|e| panic!("{FIXTURE}: {e}"));
-    let reference: Reference = serde_json::from_str(&text).expect("fixture parses");
+    let cases = common::minilm_reference();
     let teacher =
         TeacherEncoder::load(dir, &Device::default()).unwrap_or_else(|e| panic!("load: {e}"));
-    let texts: Vec<&str> = reference.cases.iter().map(|c| c.text.as_str()).collect();
+    let texts: Vec<&str> = cases.iter().map(|c| c.text.as_str()).collect();
     let embeddings = teacher.encode(&texts).expect("encode");
     let mut worst = 0.0f64;
-    for (case, got) in reference.cases.iter().zip(&embeddings) {
+    for (case, got) in cases.iter().zip(&embeddings) {
         let diff: f64 = got
             .iter()
             .zip(&case.embedding)

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use serde::Deserialize;
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -46,4 +48,23 @@ pub fn minilm_dir() -> PathBuf {
     let dir = model_path("all-MiniLM-L6-v2");
     assert!(dir.join("model.safetensors").is_file(), "{}/model.safetensors is missing: run `just models`", dir.display());
     dir
+}
+
+/// One sentence of `minilm_reference.json`: sentence-transformers' ids and embedding for it.
+#[derive(Deserialize)]
+pub struct MinilmCase {
+    pub text: String,
+    pub input_ids: Vec<u32>,
+    pub embedding: Vec<f32>,
+}
+
+#[derive(Deserialize)]
+struct MinilmReference {
+    cases: Vec<MinilmCase>,
+}
+
+/// The all-MiniLM-L6-v2 reference sentences of `../shared/fixtures/minilm_reference.json`.
+pub fn minilm_reference() -> Vec<MinilmCase> {
+    let reference: MinilmReference = serde_json::from_value(fixture("minilm_reference.json")).expect("fixture parses");
+    reference.cases
 }
