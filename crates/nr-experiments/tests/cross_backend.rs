@@ -30,6 +30,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use burn::tensor::{Device, Tensor, TensorData};
+use rand::rngs::StdRng;
+use rand::{Rng as _, SeedableRng};
 use nr_backbone::llama::Llm;
 use nr_backbone::teacher::TeacherEncoder;
 use nr_head::{BackboneInfo, Head, HeadConfig, HeadKind, HeadMeta, MapperPooling, Projection, TeacherInfo};
@@ -105,21 +107,16 @@ fn tensor<const N: usize>(data: &[f32], shape: [usize; N], device: &Device) -> T
     Tensor::from_data(TensorData::new(data.to_vec(), shape), device)
 }
 
-/// A deterministic generator (SplitMix64) of uniform values in `[-1, 1)`.
-struct Rng(u64);
+/// A seeded generator of uniform values in `[-1, 1)`.
+struct Rng(StdRng);
 
 impl Rng {
+    fn seeded(seed: u64) -> Self {
+        Self(StdRng::seed_from_u64(seed))
+    }
+
     fn vec(&mut self, n: usize) -> Vec<f32> {
-        (0..n)
-            .map(|_| {
-                self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-                let mut z = self.0;
-                z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-                z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-                z ^= z >> 31;
-                ((z >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-            })
-            .collect()
+        (0..n).map(|_| self.0.random_range(-1.0f32..1.0)).collect()
     }
 
     /// `rows` unit vectors of width `dim`, row-major.
@@ -230,7 +227,7 @@ fn every_head_kind_computes_the_same_outputs_as_on_flex() {
         HeadConfig { mapper_pooling: MapperPooling::Mean, input_layernorm: true, ..base(HeadKind::Mapper) },
     ];
     let (lengths, tokens) = ([5, 2, 3], 5);
-    let (hidden, mask) = hidden_inputs(&mut Rng(5), 2, &lengths, tokens);
+    let (hidden, mask) = hidden_inputs(&mut Rng::seeded(5), 2, &lengths, tokens);
     let other = other_device();
     for (i, config) in configs.iter().enumerate() {
         let dir = tempfile::tempdir().unwrap();
@@ -294,7 +291,7 @@ fn train_step(
 fn one_training_step_of_each_loss_agrees_with_flex() {
     let (b, tokens, k) = (4, 3, 6);
     let shape = [b, 1, tokens, H];
-    let mut rng = Rng(17);
+    let mut rng = Rng::seeded(17);
     let (hidden, mask) = hidden_inputs(&mut rng, 1, &[3, 1, 2, 3], tokens);
     let targets = rng.unit_rows(b, D);
     let hard = rng.unit_rows(b * 3, D);
