@@ -15,7 +15,7 @@ use nr_head::Head;
 use serde::Serialize;
 
 use crate::manifest::{BackboneSpec, HiddenSource, Manifest};
-use crate::pipeline::llm_features::{context_features, first_line, query_token_features, question_tokens};
+use crate::pipeline::llm_features::{context_features, first_line, query_token_features, question_prompt};
 use crate::pipeline::teacher_side::Teacher;
 use crate::train::examples::Vectors;
 use crate::train::head_meta_for;
@@ -167,11 +167,13 @@ impl Agent {
         let (query_vector, query) = match (self.options.mode, self.backbone.source) {
             (QueryMode::Native, HiddenSource::Context) => (self.native_context(question, &mut timings)?, None),
             (QueryMode::Native, HiddenSource::QueryTokens) => {
-                let q = self.generate_query(question, &mut timings)?;
-                (self.native_query_tokens(question, &q, &mut timings)?, Some(q))
+                let prompt = self.prompt(question, Some(&self.backbone.rewrite_instruction))?;
+                let q = self.generate_query(&prompt, &mut timings)?;
+                (self.native_query_tokens(prompt, &q, &mut timings)?, Some(q))
             }
             (QueryMode::GenerateThenEncode, _) => {
-                let q = self.generate_query(question, &mut timings)?;
+                let prompt = self.prompt(question, Some(&self.backbone.rewrite_instruction))?;
+                let q = self.generate_query(&prompt, &mut timings)?;
                 let start = Instant::now();
                 let v = self.teacher.encoder.encode(&[q.as_str()])?.concat();
                 timings.teacher_ms = ms_since(start);
@@ -218,29 +220,27 @@ impl Agent {
     fn native_context(&self, question: &str, timings: &mut TurnTimings) -> Result<Vec<f32>> {
         let b = &self.backbone;
         let system = b.system_prompt.as_deref();
-        let prompt = self.prompt(question, system)?;
         let count = |m: &[ChatMessage]| self.llm.chat_ids(m).map_or(usize::MAX, |ids| ids.len());
-        let q = question_tokens(&self.llm, &self.history, question, system, b.max_prompt_tokens, &count)?;
+        let (prompt, q) = question_prompt(&self.llm, &self.history, question, system, b.max_prompt_tokens, &count)?;
         let start = Instant::now();
         let x = context_features(&self.llm, &[prompt], &self.layers, b.pool, b.pool_k, Some(&[q]), 1, false)?;
         timings.prefill_ms = ms_since(start);
         self.head_vector(x, timings)
     }
 
-    fn native_query_tokens(&self, question: &str, query: &str, timings: &mut TurnTimings) -> Result<Vec<f32>> {
-        let prompt = self.prompt(question, Some(&self.backbone.rewrite_instruction))?;
+    /// The head on the query's tokens read after the rewrite `prompt`.
+    fn native_query_tokens(&self, prompt: Vec<u32>, query: &str, timings: &mut TurnTimings) -> Result<Vec<f32>> {
         let start = Instant::now();
         let x = query_token_features(&self.llm, &[prompt], &[query.to_string()], &self.layers, self.backbone.pool, 1, false)?;
         timings.prefill_ms += ms_since(start);
         self.head_vector(x, timings)
     }
 
-    /// The LLM's standalone query for the current question (greedy, first line).
-    fn generate_query(&self, question: &str, timings: &mut TurnTimings) -> Result<String> {
-        let prompt = self.prompt(question, Some(&self.backbone.rewrite_instruction))?;
+    /// The LLM's standalone query for the rewrite `prompt` (greedy, first line).
+    fn generate_query(&self, prompt: &[u32], timings: &mut TurnTimings) -> Result<String> {
         let opts = GenerateOptions { max_new_tokens: self.backbone.max_new_tokens, ..Default::default() };
         let start = Instant::now();
-        let g = self.llm.generate(&[prompt], &opts)?.remove(0);
+        let g = self.llm.generate(&[prompt.to_vec()], &opts)?.remove(0);
         timings.generation_ms = ms_since(start);
         Ok(first_line(&g.text))
     }

@@ -113,8 +113,7 @@ pub fn top_k(queries: &Vectors, passages: &Vectors, k: usize) -> Result<Vec<Vec<
         queries.dim,
         passages.dim
     );
-    let hits = nr_eval::search::exact_search(&queries.data, &passages.data, passages.dim, k)?;
-    Ok(hits.into_iter().map(|h| h.into_iter().map(|(i, s)| (i, s)).collect()).collect())
+    Ok(nr_eval::search::exact_search(&queries.data, &passages.data, passages.dim, k)?)
 }
 
 /// A TREC run from search results.

@@ -27,27 +27,29 @@ pub fn conversation_prompts(llm: &Llm, turns: &[QreccTurn], system: Option<&str>
 /// conversation whose question is empty.
 pub fn question_token_counts(llm: &Llm, turns: &[QreccTurn], system: Option<&str>, budget: usize) -> Result<Vec<usize>> {
     let count = |messages: &[ChatMessage]| llm.chat_ids(messages).map_or(usize::MAX, |ids| ids.len());
-    turns.iter().map(|t| question_tokens(llm, &t.context, &t.question, system, budget, &count)).collect()
+    turns.iter().map(|t| Ok(question_prompt(llm, &t.context, &t.question, system, budget, &count)?.1)).collect()
 }
 
-/// [`question_token_counts`] for one conversation.
-pub fn question_tokens(
+/// The prompt of one conversation and how many of its last tokens belong to the current question
+/// and the generation prompt (see [`question_token_counts`]).
+pub fn question_prompt(
     llm: &Llm,
     history: &[String],
     question: &str,
     system: Option<&str>,
     budget: usize,
     count: &dyn Fn(&[ChatMessage]) -> usize,
-) -> Result<usize> {
+) -> Result<(Vec<u32>, usize)> {
     let fitted = fit_conversation(history, question, system, budget, count);
     let full = llm.chat_ids(&fitted.messages)?;
-    let mut empty = fitted.messages.clone();
+    let mut empty = fitted.messages;
     if let Some(last) = empty.last_mut() {
         last.content.clear();
     }
     let empty = llm.chat_ids(&empty)?;
     let common = full.iter().zip(&empty).take_while(|(a, b)| a == b).count();
-    Ok((full.len() - common).max(1))
+    let k = (full.len() - common).max(1);
+    Ok((full, k))
 }
 
 /// A progress bar on stderr for `n` items, hidden when `show` is false.
@@ -75,7 +77,6 @@ pub fn length_sorted_batches(lengths: &[usize], batch: usize) -> Vec<Vec<usize>>
 /// Pools one turn's token states (one `TokenStates` per layer) into `[tokens, layers, dim]` rows;
 /// `Question` pools like `MeanLast` with the `k` of that turn.
 fn pool_tokens(states: &[&TokenStates], pool: Pooling, k: usize) -> (usize, Vec<f32>) {
-    let dim = states[0].dim;
     let len = states[0].len;
     let mut out = Vec::new();
     match pool {
@@ -98,7 +99,6 @@ fn pool_tokens(states: &[&TokenStates], pool: Pooling, k: usize) -> (usize, Vec<
                     out.extend_from_slice(s.token(t));
                 }
             }
-            let _ = dim;
             (len - start, out)
         }
     }
@@ -244,9 +244,9 @@ mod tests {
         let llm = Llm::load(&path, &burn::tensor::Device::flex()).unwrap();
         let history = vec!["Who wrote Dune?".to_string(), "Frank Herbert wrote Dune.".to_string()];
         let count = |m: &[ChatMessage]| llm.chat_ids(m).map_or(usize::MAX, |ids| ids.len());
-        let k = question_tokens(&llm, &history, "When was it published?", None, 512, &count).unwrap();
+        let (ids, k) = question_prompt(&llm, &history, "When was it published?", None, 512, &count).unwrap();
         let fitted = fit_conversation(&history, "When was it published?", None, 512, &count);
-        let ids = llm.chat_ids(&fitted.messages).unwrap();
+        assert_eq!(ids, llm.chat_ids(&fitted.messages).unwrap(), "the prompt is the conversation prompt");
         let tail = llm.tokenizer.decode(&ids[ids.len() - k..]).unwrap();
         // The question's 5 tokens, then "<|im_end|>", "\n", "<|im_start|>", "assistant", "\n".
         assert!(tail.starts_with("When was it published?"), "{tail:?}");

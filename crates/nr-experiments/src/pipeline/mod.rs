@@ -121,17 +121,17 @@ impl Experiment {
                     .setting("pool", format!("{:?}", b.pool))
                     .setting("pool_k", b.pool_k)
                     .finish();
-                let question_tokens = match b.pool {
-                    Pooling::Question => Some(llm_features::question_token_counts(
-                        &self.llm,
-                        &split.turns,
-                        b.system_prompt.as_deref(),
-                        b.max_prompt_tokens,
-                    )?),
-                    _ => None,
-                };
                 cached::head_inputs(&self.cache, &key, opts.force.contains(&Stage::Hidden), || {
                     tracing::info!("{}: hidden states of {} prompts", split.name, prompts.len());
+                    let question_tokens = match b.pool {
+                        Pooling::Question => Some(llm_features::question_token_counts(
+                            &self.llm,
+                            &split.turns,
+                            b.system_prompt.as_deref(),
+                            b.max_prompt_tokens,
+                        )?),
+                        _ => None,
+                    };
                     let q = question_tokens.as_deref();
                     llm_features::context_features(&self.llm, &prompts, &self.layers, b.pool, b.pool_k, q, b.batch_size, true)
                 })
