@@ -50,12 +50,15 @@ fn write_safetensors(path: &Path, tensors: &[(String, Vec<usize>, Vec<f32>)]) {
     safetensors::serialize_to_file(views, None, path).unwrap();
 }
 
+/// One tensor of a shard: name, shape, values.
+type ShardTensor = (String, Vec<usize>, Vec<f32>);
+
 /// Writes the HF folder (skipping `omit`, overriding config keys) and returns its path.
 fn write_hf_folder(dir: &Path, omit: Option<&str>, config_patch: &[(&str, serde_json::Value)]) {
     let gguf = GgufFile::open(&gguf_path()).unwrap();
     let config = config_from_gguf(&gguf).unwrap();
     let weights = GgufLlamaWeights::new(&gguf, &config);
-    let mut shards: [Vec<(String, Vec<usize>, Vec<f32>)>; 2] = [Vec::new(), Vec::new()];
+    let mut shards: [Vec<ShardTensor>; 2] = [Vec::new(), Vec::new()];
     let mut weight_map = serde_json::Map::new();
     for name in hf_tensor_names() {
         if Some(name.as_str()) == omit {

@@ -3,16 +3,8 @@
 //! Subcommands follow the data flow: `inspect` looks inside the frozen models, `eval` scores TREC run
 //! files like trec_eval.
 
-mod agent;
-mod commands;
-mod device;
-mod grid;
-mod manifest;
-mod pipeline;
-mod plot;
-mod train;
-
 use clap::{Parser, Subcommand};
+use nr_experiments::commands;
 
 /// Native retrieval: search with an LLM's own hidden states.
 #[derive(Parser)]

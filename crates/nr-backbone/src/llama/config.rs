@@ -91,13 +91,13 @@ impl LlamaConfig {
 
     /// Checks the head arithmetic that the forward pass relies on.
     pub fn validate(&self, path: &Path) -> Result<()> {
-        if self.num_heads == 0 || self.num_kv_heads == 0 || self.num_heads % self.num_kv_heads != 0 {
+        if self.num_heads == 0 || self.num_kv_heads == 0 || !self.num_heads.is_multiple_of(self.num_kv_heads) {
             return Err(BackboneError::malformed(
                 path,
                 format!("num_heads {} is not a multiple of num_kv_heads {}", self.num_heads, self.num_kv_heads),
             ));
         }
-        if self.head_dim % 2 != 0 || self.head_dim == 0 {
+        if !self.head_dim.is_multiple_of(2) || self.head_dim == 0 {
             return Err(BackboneError::malformed(path, format!("head_dim {} must be even", self.head_dim)));
         }
         Ok(())

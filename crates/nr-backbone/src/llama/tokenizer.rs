@@ -27,10 +27,10 @@ impl LlmTokenizer {
     pub fn new(inner: Tokenizer, bos_id: Option<u32>, eos_id: Option<u32>, pad_id: Option<u32>, add_bos: bool) -> Self {
         let mut stop_ids: Vec<u32> = eos_id.into_iter().collect();
         for tok in END_OF_TURN_TOKENS {
-            if let Some(id) = inner.token_to_id(tok) {
-                if !stop_ids.contains(&id) {
-                    stop_ids.push(id);
-                }
+            if let Some(id) = inner.token_to_id(tok)
+                && !stop_ids.contains(&id)
+            {
+                stop_ids.push(id);
             }
         }
         let pad_id = pad_id.or(eos_id).unwrap_or(0);
@@ -73,10 +73,10 @@ impl LlmTokenizer {
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
         let enc = self.inner.encode(text, false).map_err(|e| BackboneError::Tokenizer(e.to_string()))?;
         let mut ids = enc.get_ids().to_vec();
-        if let (true, Some(bos)) = (self.add_bos, self.bos_id) {
-            if ids.first() != Some(&bos) {
-                ids.insert(0, bos);
-            }
+        if let (true, Some(bos)) = (self.add_bos, self.bos_id)
+            && ids.first() != Some(&bos)
+        {
+            ids.insert(0, bos);
         }
         Ok(ids)
     }

@@ -29,7 +29,7 @@ pub fn vectors(
 
 /// Cached head inputs; `build` runs on a miss (or when `force`).
 pub fn head_inputs(cache: &TensorCache, key: &CacheKey, force: bool, build: impl FnOnce() -> Result<HeadInputs>) -> Result<HeadInputs> {
-    let make = || -> Result<TensorSet> { Ok(inputs_to_set(&build()?)?) };
+    let make = || -> Result<TensorSet> { inputs_to_set(&build()?) };
     let set = if force { store(cache, key, make()?)? } else { cache.get_or_build(key, StorageDtype::F32, make)? };
     set_to_inputs(&set)
 }

@@ -79,16 +79,14 @@ pub fn baseline_systems(ctx: &Experiment, _passages: &Vectors, opts: &RunOptions
     let prompts = ctx.rewrite_prompts(test)?;
     let gen_opts = GenerateOptions { max_new_tokens: ctx.manifest.backbone.max_new_tokens, ..Default::default() };
     let (mut prefill, mut generation, mut teacher_ms) = (Vec::new(), Vec::new(), Vec::new());
-    for (i, prompt) in prompts.iter().take(n).enumerate() {
+    for prompt in prompts.iter().take(n) {
         let (_, p) = time_ms(|| Ok(ctx.llm.forward(std::slice::from_ref(prompt), &[], true)?))?;
         let (g, total) = time_ms(|| Ok(ctx.llm.generate(std::slice::from_ref(prompt), &gen_opts)?))?;
         let query = first_line(&g[0].text);
         let (_, t) = time_ms(|| Ok(ctx.teacher.encoder.encode(&[query.as_str()])?))?;
-        let (_, traw) = time_ms(|| Ok(ctx.teacher.encoder.encode(&[test.turns[i].question.as_str()])?))?;
         prefill.push(p);
         generation.push((total - p).max(0.0));
         teacher_ms.push(t);
-        let _ = traw;
     }
     let mut raw_ms: Vec<f64> = Vec::new();
     let mut ctxq_ms: Vec<f64> = Vec::new();

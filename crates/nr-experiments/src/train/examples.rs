@@ -18,6 +18,11 @@ impl HeadInputs {
         self.offsets.len().saturating_sub(1)
     }
 
+    /// True when there are no turns.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Tokens of turn `i`.
     pub fn tokens(&self, i: usize) -> usize {
         self.offsets[i + 1] - self.offsets[i]

@@ -18,19 +18,19 @@ pub fn batch_losses(student: Tensor<2>, y: &TargetBatch, spec: &LossSpec) -> Res
         };
         parts.push((ALIGN, spec.align_weight, alignment(student.clone(), y.teacher_query.clone(), kind)?));
     }
-    if uses(CONTRASTIVE) {
-        if let (Some(positives), Some((vectors, keep))) = (&y.positives, &y.negatives) {
-            let device = student.device();
-            let rows: Vec<i64> = y.positive_rows.iter().map(|&r| r as i64).collect();
-            let idx = Tensor::<1, Int>::from_data(TensorData::new(rows, [y.positive_rows.len()]), &device);
-            let s = student.clone().select(0, idx);
-            let loss = InfoNce { temperature: spec.temperature, in_batch: true }.loss(
-                s,
-                positives.clone(),
-                Some(HardNegatives { vectors: vectors.clone(), keep: keep.clone() }),
-            )?;
-            parts.push((CONTRASTIVE, spec.contrastive_weight, loss));
-        }
+    if uses(CONTRASTIVE)
+        && let (Some(positives), Some((vectors, keep))) = (&y.positives, &y.negatives)
+    {
+        let device = student.device();
+        let rows: Vec<i64> = y.positive_rows.iter().map(|&r| r as i64).collect();
+        let idx = Tensor::<1, Int>::from_data(TensorData::new(rows, [y.positive_rows.len()]), &device);
+        let s = student.clone().select(0, idx);
+        let loss = InfoNce { temperature: spec.temperature, in_batch: true }.loss(
+            s,
+            positives.clone(),
+            Some(HardNegatives { vectors: vectors.clone(), keep: keep.clone() }),
+        )?;
+        parts.push((CONTRASTIVE, spec.contrastive_weight, loss));
     }
     if uses(RANK) {
         let scores = candidate_scores(student, y.candidates.clone())?;

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::Device;
 use nr_data::Qrels;
 use nr_head::{Head, HeadConfig};
@@ -73,6 +73,33 @@ pub fn dev_mrr10(head: &Head, data: &FitData, device: &Device) -> Result<f64> {
 
 fn checkpoint_paths(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     (dir.join("checkpoint-head"), dir.join("checkpoint-optimizer.bin"), dir.join("checkpoint-state.json"))
+}
+
+/// One optimiser step of `head` on the training turns `rows`: batch tensors, forward pass, the
+/// manifest's loss terms, backward pass, AdamW update. `device` is an autodiff device. Returns the
+/// updated head and each loss term's value; a non-finite term is an error naming it.
+#[allow(clippy::too_many_arguments)]
+pub fn train_step(
+    head: Head,
+    optim: &mut ModuleOptimizer,
+    lr: f64,
+    x: &HeadInputs,
+    y: &TrainTargets,
+    passages: &Vectors,
+    rows: &[usize],
+    losses: &LossSpec,
+    device: &Device,
+) -> Result<(Head, BTreeMap<String, f32>)> {
+    let (h, mask) = head_batch(x, rows, device);
+    let targets = target_batch(y, passages, rows, losses.false_negative_margin, losses.teacher_top1_as_positive, device);
+    let student = head.forward(h, mask)?;
+    let nr_losses::TotalLoss { total: loss, terms } = batch_losses(student, &targets, losses)?;
+    if let Some((name, v)) = terms.iter().find(|(_, v)| !v.is_finite()) {
+        bail!("loss '{name}' is {v}");
+    }
+    let grads = GradientsParams::from_grads(loss.backward(), &head);
+    let head = optim.step(lr, head, grads);
+    Ok((head, terms))
 }
 
 /// Trains a head from `config` (or from the head saved at `init`, which then counts as epoch 0)
@@ -137,18 +164,12 @@ pub fn fit(
         let mut sums: BTreeMap<String, f64> = BTreeMap::new();
         for (b, rows) in order.chunks(training.batch_size.max(1)).enumerate() {
             let lr = warmup_cosine(training.lr, state.step, total, warmup);
-            let (x, mask) = head_batch(data.train_x, rows, &ad);
-            let y = target_batch(data.train_y, data.passages, rows, losses.false_negative_margin, losses.teacher_top1_as_positive, &ad);
-            let student = head.forward(x, mask)?;
-            let nr_losses::TotalLoss { total: loss, terms } = batch_losses(student, &y, losses)?;
+            let terms;
+            (head, terms) = train_step(head, &mut optim, lr, data.train_x, data.train_y, data.passages, rows, losses, &ad)
+                .with_context(|| format!("epoch {} step {} (batch {b} of the epoch)", state.epoch + 1, state.step))?;
             for (name, v) in &terms {
-                if !v.is_finite() {
-                    bail!("loss '{name}' is {v} at epoch {} step {} (batch {b} of the epoch)", state.epoch + 1, state.step);
-                }
                 *sums.entry(name.clone()).or_default() += *v as f64;
             }
-            let grads = GradientsParams::from_grads(loss.backward(), &head);
-            head = optim.step(lr, head, grads);
             state.step += 1;
             let line = serde_json::json!({ "epoch": state.epoch + 1, "step": state.step, "lr": lr, "loss": terms });
             writeln!(log, "{line}")?;
@@ -186,3 +207,45 @@ pub fn fit(
     Ok((best, state))
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nr_head::HeadKind;
+
+    /// Two turns of one 4-d token, targets in 3-d, three passages; `bad` goes into turn 0's input.
+    fn tiny(bad: f32) -> (HeadInputs, TrainTargets, Vectors) {
+        let x = HeadInputs { layers: 1, dim: 4, offsets: vec![0, 1, 2], data: vec![bad, 0.5, -0.5, 1.0, 0.2, 0.1, 0.3, -1.0] };
+        let y = TrainTargets {
+            teacher_query: vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0],
+            dim: 3,
+            positive: vec![Some(0), None],
+            candidates: vec![vec![(0, 0.9), (1, 0.5)], vec![(2, 0.8), (1, 0.1)]],
+        };
+        let passages = Vectors { ids: vec!["a".into(), "b".into(), "c".into()], dim: 3, data: vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0] };
+        (x, y, passages)
+    }
+
+    fn step(bad: f32) -> Result<(Head, BTreeMap<String, f32>)> {
+        let device = Device::default().autodiff();
+        let head = HeadConfig::new(HeadKind::Linear, 4, 3).init(&device).unwrap();
+        let mut optim = AdamWConfig::new().init();
+        let (x, y, passages) = tiny(bad);
+        train_step(head, &mut optim, 1e-3, &x, &y, &passages, &[0, 1], &LossSpec::default(), &device)
+    }
+
+    #[test]
+    fn a_step_reports_every_loss_term() {
+        let (_, terms) = step(0.3).unwrap();
+        let names: Vec<&str> = terms.keys().map(String::as_str).collect();
+        assert_eq!(names, ["align", "contrastive", "rank", "total"]);
+        let sum = terms["align"] + terms["contrastive"] + terms["rank"];
+        assert!((terms["total"] - sum).abs() < 1e-5, "default weights are 1: {terms:?}");
+    }
+
+    #[test]
+    fn a_nan_input_is_an_error_naming_the_loss_term() {
+        let Err(err) = step(f32::NAN) else { panic!("a NaN input must not train") };
+        assert_eq!(err.to_string(), "loss 'align' is NaN");
+    }
+}
