@@ -16,10 +16,9 @@ run:
 test *ARGS:
     bash scripts/test.sh {{ARGS}}
 
-# Benchmarks (release build).
-bench:
-    bash scripts/fetch-models.sh
-    cargo bench --workspace
+# The benchmark suite against the Python reference stack -> results/bench.{json,md} (scripts/bench.sh).
+bench *ARGS:
+    bash scripts/bench.sh {{ARGS}}
 
 # The ablation grids: losses x head kinds (experiments/ablation.toml -> results/ablation.{md,csv,json,svg,png})
 # and losses x initialisation (experiments/ablation-init.toml -> results/ablation-init/).

@@ -1,32 +1,30 @@
 """PyTorch (transformers, float32) side of the prefill benchmark.
 
-Reads the prompts that `cargo bench -p nr-backbone --bench prefill` wrote to
-results/bench-prefill-prompts.json and runs the same workload: one forward pass with every hidden
-state returned, batch 8 (left-padded) and batch 1, 1 thread and all threads.
+Runs the workload of crates/nr-experiments/benches/prefill.rs on the prompts it wrote to
+results/bench/prefill-prompts.json: one forward pass returning every hidden state, batch 8
+(left-padded) and batch 1, on 1 thread and on all threads. Writes results/bench/prefill.reference.json.
 
-    python bench/prefill_torch.py [--model models/SmolLM2-135M-Instruct.Q4_1.gguf]
+    python bench/prefill_torch.py [--repeats 5]
 """
 import argparse
 import json
 import os
-import statistics
 import time
 
 import torch
 from transformers import AutoModelForCausalLM
 
-REPEATS = 5
+from common import MODELS, RESULTS, row, write_reference
+
+GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default="models/SmolLM2-135M-Instruct.Q4_1.gguf")
-    ap.add_argument("--prompts", default="results/bench-prefill-prompts.json")
+    ap.add_argument("--repeats", type=int, default=int(os.environ.get("NR_BENCH_REPEATS", 5)))
     args = ap.parse_args()
-    prompts = json.load(open(args.prompts))
-    model = AutoModelForCausalLM.from_pretrained(
-        os.path.dirname(args.model) or ".", gguf_file=os.path.basename(args.model), torch_dtype=torch.float32
-    ).eval()
+    prompts = json.load(open(RESULTS / "prefill-prompts.json"))
+    model = AutoModelForCausalLM.from_pretrained(str(MODELS), gguf_file=GGUF, dtype=torch.float32).eval()
     pad = 2
     tokens = sum(len(p) for p in prompts)
 
@@ -43,23 +41,23 @@ def main():
         torch.set_num_threads(threads)
         for size in (8, 1):
             with torch.inference_mode():
-                for ids, mask in batches(size):  # warm-up
-                    model.model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
-                    break
+                ids, mask = next(batches(size))  # warm-up
+                model.model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
                 rates = []
-                for _ in range(REPEATS):
+                for _ in range(args.repeats):
                     start = time.perf_counter()
                     for ids, mask in batches(size):
                         model.model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
                     rates.append(tokens / (time.perf_counter() - start))
-            rows.append({"threads": threads, "batch": size, "median": statistics.median(rates), "min": min(rates), "max": max(rates)})
-    print(f"\nprefill, transformers {__import__('transformers').__version__}, torch {torch.__version__}, float32\n")
-    print("| threads | batch | tokens/s median | min | max |")
-    print("|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['threads']} | {r['batch']} | {r['median']:.0f} | {r['min']:.0f} | {r['max']:.0f} |")
-    os.makedirs("results", exist_ok=True)
-    json.dump(rows, open("results/bench-prefill-torch.json", "w"), indent=1)
+            rows.append(row(f"threads={threads} batch={size}", "tokens/s", rates))
+    import transformers
+
+    write_reference(
+        "prefill",
+        f"transformers {transformers.__version__}, torch {torch.__version__} CPU, float32 (GGUF de-quantised), {args.repeats} runs",
+        f"the same {len(prompts)} prompts ({[len(p) for p in prompts]} tokens), every hidden state",
+        rows,
+    )
 
 
 if __name__ == "__main__":

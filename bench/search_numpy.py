@@ -1,19 +1,23 @@
-"""numpy side of the exact-search benchmark (crates/nr-eval/benches/search.rs).
+"""numpy side of the exact-search benchmark (crates/nr-experiments/benches/search.rs).
 
 10,000 queries x 100,000 random 384-d unit vectors, top-10 by inner product: matmul in blocks of
 1,000 queries (a 10,000 x 100,000 score matrix would take 4 GB), argpartition, then a sort of the 10.
-Prints queries/s (median, min and max of 5 runs).
+Writes results/bench/search.reference.json (queries/s of each run).
 
     python bench/search_numpy.py                 # numpy's own random data (same distribution)
     python bench/search_numpy.py --data DIR      # the Rust benchmark's data, written with
                                                  # NR_SEARCH_BENCH_DATA=DIR; also compares results
 """
 import argparse
+import os
 import time
 
 import numpy as np
 
-NQ, NP, DIM, K, BLOCK, REPEATS = 10_000, 100_000, 384, 10, 1_000, 5
+from common import row, write_reference
+
+NQ, NP, DIM, K, BLOCK = 10_000, 100_000, 384, 10, 1_000
+REPEATS = int(os.environ.get("NR_BENCH_REPEATS", 5))
 
 
 def unit(n, dim, seed):
@@ -45,10 +49,11 @@ def main():
         start = time.perf_counter()
         top = search(queries, passages)
         rates.append(NQ / (time.perf_counter() - start))
-    rates.sort()
-    print(
-        f"numpy {np.__version__} exact search {NQ} x {NP} x {DIM}, top-{K}: queries/s median "
-        f"{rates[REPEATS // 2]:.0f} (min {rates[0]:.0f}, max {rates[-1]:.0f})"
+    write_reference(
+        "search",
+        f"numpy {np.__version__} (matmul in blocks of {BLOCK} queries, argpartition), {REPEATS} runs",
+        f"{NQ} queries x {NP} passages x {DIM} dims, top-{K}" + (" (the Rust benchmark's vectors)" if args.data else ""),
+        [row("exact top-10", "queries/s", rates)],
     )
     if args.data:
         ours = np.fromfile(f"{args.data}/top10.u32", dtype="<u4").reshape(NQ, K)
