@@ -6,6 +6,7 @@ benchmark (same `case` names), which bench/report.py pairs with results/bench/<b
 import json
 import os
 import statistics
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,6 +29,6 @@ def write_reference(bench, stack, workload, rows):
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{bench}.reference.json"
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"bench": bench, "stack": stack, "workload": workload, "rows": rows}, indent=1))
+    tmp.write_text(json.dumps({"bench": bench, "stack": stack, "workload": workload, "rows": rows, "unix_time": int(time.time())}, indent=1))
     os.replace(tmp, path)
     print(f"wrote {path}")

@@ -28,6 +28,12 @@ def cpu_model():
     return platform.processor()
 
 
+def stamp(result, path):
+    """When a result was measured: its own stamp, else its file's modification time."""
+    t = result.get("unix_time") or path.stat().st_mtime
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(t))
+
+
 def collect():
     benches = []
     for path in sorted(RESULTS.glob("*.json")):
@@ -54,6 +60,8 @@ def collect():
         ratios = [dict(r, met=(r["value"] >= r["target"]) if r.get("target") is not None else None) for r in ours.get("ratios", [])]
         benches.append({
             "bench": ours["bench"],
+            "measured": stamp(ours, path),
+            "reference_measured": stamp(ref, ref_path) if ref else None,
             "workload": ours["workload"],
             "stack": ours["stack"],
             "reference_stack": ref["stack"] if ref else None,
@@ -90,7 +98,9 @@ def markdown(report):
             lines.append(f"| {bench} | {r['name']} | {r['value']:.1f} | {goal} | {met} |")
     lines += ["", "Stacks and workloads:", ""]
     for b in report["benches"]:
-        lines.append(f"- {b['bench']}: {b['workload']}. Ours: {b['stack']}." + (f" Reference: {b['reference_stack']}." if b["reference_stack"] else ""))
+        ours = f"Ours ({b['measured']}): {b['stack']}."
+        ref = f" Reference ({b['reference_measured']}): {b['reference_stack']}." if b["reference_stack"] else ""
+        lines.append(f"- {b['bench']}: {b['workload']}. {ours}{ref}")
     return "\n".join(lines) + "\n"
 
 

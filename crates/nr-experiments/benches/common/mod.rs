@@ -85,6 +85,11 @@ pub struct BenchFile {
     pub target_vs_reference: Option<f64>,
 }
 
+/// Seconds since the Unix epoch, stamped on each result file by [`BenchFile::finish`].
+fn unix_time() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
 impl BenchFile {
     /// Prints the rows as a Markdown table and writes `results/bench/<bench>.json` (temp file +
     /// rename, so a crashed run never leaves half a file).
@@ -99,7 +104,9 @@ impl BenchFile {
             println!("{}: {:.2}{}", r.name, r.value, r.target.map_or(String::new(), |t| format!(" (goal >= {t})")));
         }
         let path = root().join("results/bench").join(format!("{}.json", self.bench));
-        write_atomic(&path, &serde_json::to_vec_pretty(self).unwrap()).unwrap();
+        let mut json = serde_json::to_value(self).unwrap();
+        json["unix_time"] = unix_time().into();
+        write_atomic(&path, &serde_json::to_vec_pretty(&json).unwrap()).unwrap();
         println!("wrote {}", path.display());
     }
 }
