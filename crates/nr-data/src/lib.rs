@@ -10,6 +10,7 @@ pub mod error;
 pub mod qrecc;
 pub mod qrels;
 pub mod run;
+pub mod standalone;
 
 pub use cache::{
     CacheKey, CacheKeyBuilder, CacheLookup, CachedTensor, StorageDtype, TensorCache, TensorSet,
@@ -27,6 +28,7 @@ pub use error::{DataError, Result};
 pub use qrecc::{QreccTurn, parse_qrecc_turns, read_qrecc_turns, source_by_turn_id, write_qrecc_turns};
 pub use qrels::{Judgment, Qrels, QueryQrels};
 pub use run::{QueryRun, Run, ScoredDoc};
+pub use standalone::standalone_rewrite_turns;
 
 /// The README examples, compiled and run as doctests.
 #[cfg(doctest)]

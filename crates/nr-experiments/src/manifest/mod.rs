@@ -53,6 +53,11 @@ pub struct DataSpec {
     /// More training turns (e.g. rewrites-only turns without answers: alignment and rank targets only).
     #[serde(default)]
     pub extra_train: Vec<PathBuf>,
+    /// Also train on each distinct human rewrite of a training turn with history, read as a
+    /// one-turn conversation (target: the teacher's embedding of that same text); see
+    /// `nr_data::standalone_rewrite_turns`.
+    #[serde(default)]
+    pub standalone_rewrites: bool,
     pub dev: PathBuf,
     pub test: PathBuf,
     pub passages: PathBuf,

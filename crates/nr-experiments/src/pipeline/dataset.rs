@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use anyhow::{Context, Result};
-use nr_data::{Passage, PassageReader, Qrels, QreccTurn, read_qrecc_turns};
+use nr_data::{Passage, PassageReader, Qrels, QreccTurn, read_qrecc_turns, standalone_rewrite_turns};
 
 use crate::manifest::DataSpec;
 
@@ -47,6 +47,15 @@ impl ExperimentData {
             let room = spec.max_train_turns.map(|n| n.saturating_sub(train_turns.len()));
             train_turns.extend(read_turns(extra, room)?);
         }
+        if spec.standalone_rewrites {
+            // Numbered from the next multiple of 1,000,000 above every conversation in use.
+            let first = train_turns.iter().map(|t| t.conversation_no).max().unwrap_or(0) / 1_000_000 * 1_000_000 + 1_000_000;
+            let mut standalone = standalone_rewrite_turns(&train_turns, first);
+            if let Some(n) = spec.max_train_turns {
+                standalone.truncate(n.saturating_sub(train_turns.len()));
+            }
+            train_turns.extend(standalone);
+        }
         let train = Split { name: "train", turns: train_turns, qrels: Qrels::read(&spec.qrels_train)? };
         let dev = Split { name: "dev", turns: read_turns(&spec.dev, spec.max_eval_turns)?, qrels: Qrels::read(&spec.qrels_dev)? };
         let test = Split { name: "test", turns: read_turns(&spec.test, spec.max_eval_turns)?, qrels: Qrels::read(&spec.qrels_test)? };
@@ -80,4 +89,41 @@ fn read_passages(spec: &DataSpec, splits: &[&Split]) -> Result<Vec<Passage>> {
     let room = limit.saturating_sub(kept.len());
     kept.extend(others.into_iter().take(room));
     Ok(kept)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(extra: &str) -> DataSpec {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data/qrecc-offline");
+        let text = format!(
+            r#"train = "{dir}/qrecc_train.json"
+            extra_train = ["{dir}/qrecc_train_rewrites_only.json"]
+            standalone_rewrites = true
+            dev = "{dir}/qrecc_dev.json"
+            test = "{dir}/qrecc_test.json"
+            passages = "{dir}/passages.jsonl"
+            qrels_train = "{dir}/qrels_train.txt"
+            qrels_dev = "{dir}/qrels_dev.txt"
+            qrels_test = "{dir}/qrels_test.txt"
+            {extra}"#
+        );
+        toml::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn standalone_rewrites_follow_the_training_files_as_one_turn_conversations() {
+        let data = ExperimentData::load(&spec("")).unwrap();
+        let turns = &data.train.turns;
+        // 1,066 + 3,104 turns in the two files, then 3,983 distinct rewrites of turns with
+        // history (counted with Python's json module).
+        assert_eq!(turns.len(), 1066 + 3104 + 3983);
+        let standalone = &turns[1066 + 3104..];
+        assert!(standalone.iter().all(|t| t.context.is_empty() && t.question == t.rewrite && t.turn_no == 1));
+        assert_eq!(standalone[0].conversation_no, 1_000_000);
+        let limited = ExperimentData::load(&spec("max_train_turns = 4200")).unwrap();
+        assert_eq!(limited.train.turns.len(), 4200);
+        assert_eq!(limited.train.turns[4199], standalone[29]);
+    }
 }
