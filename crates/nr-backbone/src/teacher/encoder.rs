@@ -5,6 +5,7 @@ use std::path::Path;
 
 use burn::tensor::{Device, Tensor};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rayon::prelude::*;
 
 use super::batching::{PaddedBatch, length_buckets};
 use super::config::TeacherConfig;
@@ -159,21 +160,41 @@ impl TeacherEncoder {
         let ids = self.tokenize_with_prompt(texts, prompt)?;
         let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
         let bar = progress.then(|| progress_bar(texts.len() as u64));
-        let mut out: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
-        for bucket in length_buckets(&lengths, batch_size) {
+        let encode_bucket = |bucket: &Vec<usize>| -> Result<Vec<Vec<f32>>> {
             let rows: Vec<&[u32]> = bucket.iter().map(|&i| ids[i].as_slice()).collect();
             let embeddings = self.encode_ids(&rows)?;
-            for (i, e) in bucket.iter().zip(embeddings) {
-                out[*i] = e;
-            }
             if let Some(bar) = &bar {
                 bar.inc(bucket.len() as u64);
+            }
+            Ok(embeddings)
+        };
+        let buckets = length_buckets(&lengths, batch_size);
+        // On the CPU, batches run side by side on rayon's threads: one small batch keeps two cores
+        // busy only in its matrix products, two batches keep them busy throughout.
+        let per_bucket: Vec<Vec<Vec<f32>>> = if self.runs_on_cpu() {
+            buckets.par_iter().map(encode_bucket).collect::<Result<_>>()?
+        } else {
+            buckets.iter().map(encode_bucket).collect::<Result<_>>()?
+        };
+        let mut out: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
+        for (bucket, embeddings) in buckets.iter().zip(per_bucket) {
+            for (&i, e) in bucket.iter().zip(embeddings) {
+                out[i] = e;
             }
         }
         if let Some(bar) = bar {
             bar.finish();
         }
         Ok(out)
+    }
+
+    /// True on the flex (CPU) device.
+    fn runs_on_cpu(&self) -> bool {
+        #[cfg(feature = "flex")]
+        if self.device == Device::flex() {
+            return true;
+        }
+        false
     }
 
     /// Pooled (and, if configured, normalised) embeddings of one padded batch, `[batch, dim]`.
