@@ -207,7 +207,6 @@ pub fn fit(
     Ok((best, state))
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
