@@ -14,7 +14,7 @@ use std::time::Instant;
 use burn::grad_clipping::GradientClippingConfig;
 use burn::optim::AdamWConfig;
 use burn::tensor::Device;
-use common::{BenchFile, Row};
+use common::{BenchFile, Row, unit_rows};
 use nr_experiments::manifest::{LossSpec, TrainingSpec};
 use nr_experiments::train::examples::{HeadInputs, TrainTargets, Vectors};
 use nr_experiments::train::trainer::train_step;
@@ -26,15 +26,6 @@ const HIDDEN: usize = 576;
 const TEACHER: usize = 384;
 const PASSAGES: usize = 10_000;
 const EXAMPLES: usize = 1024;
-
-fn unit_rows(rng: &mut StdRng, n: usize, dim: usize) -> Vec<f32> {
-    let mut v: Vec<f32> = (0..n * dim).map(|_| rng.random_range(-1.0f32..1.0)).collect();
-    for row in v.chunks_mut(dim) {
-        let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
-        row.iter_mut().for_each(|x| *x /= norm);
-    }
-    v
-}
 
 /// `EXAMPLES` turns of `tokens` token states of `layers` layers each.
 fn inputs(rng: &mut StdRng, layers: usize, tokens: usize) -> HeadInputs {

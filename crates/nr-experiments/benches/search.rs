@@ -11,25 +11,14 @@ mod common;
 
 use std::path::Path;
 
-use common::{BenchFile, Row, seconds};
+use common::{BenchFile, Row, seconds, unit_rows};
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 
 const QUERIES: usize = 10_000;
 const PASSAGES: usize = 100_000;
 const DIM: usize = 384;
 const K: usize = 10;
-
-/// Uniform in [-1, 1) per coordinate, then L2-normalised rows.
-fn unit_vectors(n: usize, dim: usize, seed: u64) -> Vec<f32> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let mut v: Vec<f32> = (0..n * dim).map(|_| rng.random_range(-1.0f32..1.0)).collect();
-    for row in v.chunks_mut(dim) {
-        let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
-        row.iter_mut().for_each(|x| *x /= norm);
-    }
-    v
-}
 
 fn write_le<T: Copy>(path: &Path, values: &[T], to_bytes: impl Fn(T) -> [u8; 4]) {
     let bytes: Vec<u8> = values.iter().flat_map(|&v| to_bytes(v)).collect();
@@ -38,8 +27,8 @@ fn write_le<T: Copy>(path: &Path, values: &[T], to_bytes: impl Fn(T) -> [u8; 4])
 
 fn main() {
     let repeats = common::env_usize("NR_BENCH_REPEATS", 5);
-    let passages = unit_vectors(PASSAGES, DIM, 1);
-    let queries = unit_vectors(QUERIES, DIM, 2);
+    let passages = unit_rows(&mut StdRng::seed_from_u64(1), PASSAGES, DIM);
+    let queries = unit_rows(&mut StdRng::seed_from_u64(2), QUERIES, DIM);
     let mut last = Vec::new();
     let runs = (0..repeats)
         .map(|_| QUERIES as f64 / seconds(|| last = std::hint::black_box(nr_eval::exact_search(&queries, &passages, DIM, K).unwrap())))

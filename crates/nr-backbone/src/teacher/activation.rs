@@ -38,8 +38,9 @@ pub fn gelu_exact<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     }
 }
 
-/// Whether tensors of this device live in host memory, so reading them back costs no transfer.
-fn runs_on_host(device: &Device) -> bool {
+/// Whether tensors of this device live in host memory (the flex CPU backend), so reading them
+/// back costs no transfer and host threads do the work.
+pub(crate) fn runs_on_host(device: &Device) -> bool {
     #[cfg(feature = "flex")]
     if *device == Device::flex() {
         return true;

@@ -7,6 +7,7 @@ use burn::tensor::{Device, Tensor};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rayon::prelude::*;
 
+use super::activation::runs_on_host;
 use super::batching::{PaddedBatch, length_buckets};
 use super::config::TeacherConfig;
 use super::model::BertModel;
@@ -171,7 +172,7 @@ impl TeacherEncoder {
         let buckets = length_buckets(&lengths, batch_size);
         // On the CPU, batches run side by side on rayon's threads: one small batch keeps two cores
         // busy only in its matrix products, two batches keep them busy throughout.
-        let per_bucket: Vec<Vec<Vec<f32>>> = if self.runs_on_cpu() {
+        let per_bucket: Vec<Vec<Vec<f32>>> = if runs_on_host(&self.device) {
             buckets.par_iter().map(encode_bucket).collect::<Result<_>>()?
         } else {
             buckets.iter().map(encode_bucket).collect::<Result<_>>()?
@@ -186,15 +187,6 @@ impl TeacherEncoder {
             bar.finish();
         }
         Ok(out)
-    }
-
-    /// True on the flex (CPU) device.
-    fn runs_on_cpu(&self) -> bool {
-        #[cfg(feature = "flex")]
-        if self.device == Device::flex() {
-            return true;
-        }
-        false
     }
 
     /// Pooled (and, if configured, normalised) embeddings of one padded batch, `[batch, dim]`.

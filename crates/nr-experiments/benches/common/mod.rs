@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use nr_experiments::pipeline::cached::write_atomic;
+use rand::Rng;
+use rand::rngs::StdRng;
 use serde::Serialize;
 
 /// The repository root.
@@ -31,6 +33,16 @@ pub fn qrecc(name: &str) -> PathBuf {
 /// An environment variable as a number, or `default`.
 pub fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// `n` random rows of width `dim`: uniform in [-1, 1) per coordinate, then L2-normalised.
+pub fn unit_rows(rng: &mut StdRng, n: usize, dim: usize) -> Vec<f32> {
+    let mut v: Vec<f32> = (0..n * dim).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+    for row in v.chunks_mut(dim) {
+        let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
+        row.iter_mut().for_each(|x| *x /= norm);
+    }
+    v
 }
 
 /// Seconds taken by `f`.
