@@ -77,16 +77,29 @@ pub fn run_grid(path: &Path, manifest: Manifest, set: &[String], _resume: bool) 
         table.insert("name".into(), toml::Value::String(format!("{} [{}]", manifest.name, v.name)));
         let variant = Manifest::deserialize(toml::Value::Table(table)).map_err(|e| anyhow::anyhow!("grid variant {}: {}", v.name, e.message()))?;
         let metrics_path = dir.join("metrics.json");
-        if metrics_path.is_file() {
+        if finished_with_same_settings(&dir, &variant)? {
             tracing::info!("[{}/{}] {}: done before, skipped", i + 1, variants.len(), v.name);
         } else {
             tracing::info!("[{}/{}] {}", i + 1, variants.len(), v.name);
+            // A stale result must not pass for this run's if the run stops half way.
+            let _ = std::fs::remove_file(&metrics_path);
             pipeline::run(variant, &RunOptions::default())?;
         }
         let metrics: serde_json::Value = serde_json::from_slice(&std::fs::read(&metrics_path)?)?;
         rows.push((v.name.clone(), metrics));
     }
     write_tables(&out, &rows)
+}
+
+/// Whether a variant's folder holds a finished run (its `metrics.json`) of exactly these settings
+/// (its `manifest.resolved.toml`): a crashed grid skips what it finished, and a grid whose manifest
+/// or defaults changed since reruns the variants they touch.
+fn finished_with_same_settings(dir: &Path, variant: &Manifest) -> Result<bool> {
+    if !dir.join("metrics.json").is_file() {
+        return Ok(false);
+    }
+    let Ok(before) = std::fs::read_to_string(dir.join("manifest.resolved.toml")) else { return Ok(false) };
+    Ok(before == toml::to_string_pretty(variant)?)
 }
 
 /// ablation.json / .csv / .md from each variant's metrics.json.
@@ -160,5 +173,18 @@ mod tests {
         assert_eq!(v[5].name, "kind=mapper,use_terms=align+rank");
         assert_eq!(v[5].overrides.len(), 2);
         assert!(expand(&toml::from_str("a = []").unwrap()).is_err());
+    }
+
+    #[test]
+    fn a_finished_variant_is_skipped_only_with_the_same_settings() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments/quickstart.toml");
+        let manifest = Manifest::load(&path, &[]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("manifest.resolved.toml"), toml::to_string_pretty(&manifest).unwrap()).unwrap();
+        assert!(!finished_with_same_settings(dir.path(), &manifest).unwrap(), "no metrics.json: not finished");
+        std::fs::write(dir.path().join("metrics.json"), "{}").unwrap();
+        assert!(finished_with_same_settings(dir.path(), &manifest).unwrap());
+        let changed = Manifest::load(&path, &["training.seed=7".to_string()]).unwrap();
+        assert!(!finished_with_same_settings(dir.path(), &changed).unwrap(), "other settings: rerun");
     }
 }
