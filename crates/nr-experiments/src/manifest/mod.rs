@@ -289,6 +289,20 @@ pub struct TrainingSpec {
     pub init: HeadInit,
     /// Ridge penalties tried for `init = "ridge"` (on standardized inputs).
     pub ridge_lambdas: Vec<f64>,
+    /// Statistics of the input standardisation: `layer_mean` (of the mean over the layers, shared
+    /// by every layer) or `per_layer`.
+    pub standardize: StandardizeScope,
+}
+
+/// Which statistics standardise a head's inputs when it reads several layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StandardizeScope {
+    /// One mean and deviation per dimension, of the layers' mean, applied to every layer.
+    #[default]
+    LayerMean,
+    /// One mean and deviation per layer and dimension.
+    PerLayer,
 }
 
 /// How a head's weights are initialised before gradient training.
@@ -312,6 +326,7 @@ impl Default for TrainingSpec {
             seed: 42,
             init: HeadInit::Random,
             ridge_lambdas: vec![10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0],
+            standardize: StandardizeScope::LayerMean,
         }
     }
 }

@@ -90,7 +90,7 @@ pub fn train_native(ctx: &Experiment, passages: &Vectors, opts: &RunOptions) -> 
     let mut train_x = ctx.head_inputs(&ctx.data.train, opts)?;
     let mut dev_x = ctx.head_inputs(&ctx.data.dev, opts)?;
     let mut test_x = ctx.head_inputs(&ctx.data.test, opts)?;
-    let standardizer = standardize::Standardizer::fit(&train_x);
+    let standardizer = standardize::Standardizer::fit(&train_x, m.training.standardize);
     for x in [&mut train_x, &mut dev_x, &mut test_x] {
         standardizer.apply(x);
     }
