@@ -1,17 +1,36 @@
-//! Standalone turns: each human rewrite as a one-turn conversation of its own.
+//! Standalone turns: one-turn conversations whose question is a text the teacher embeds as is.
 //!
-//! Extra training data for native heads. In a standalone turn the LLM reads the rewrite as the only
-//! question, and the target is the teacher's embedding of that same text, so the head sees the
-//! mapping from "the LLM read X" to "the teacher embeds X" without the history to resolve. Turns
-//! without history are standalone already and are skipped, as are empty and repeated rewrites.
+//! Extra training data for native heads, with no new labels. In a standalone turn the LLM reads a
+//! text as the only question, and the target is the teacher's embedding of that same text, so the
+//! head sees the mapping from "the LLM read X" to "the teacher embeds X" without a history to
+//! resolve. Two sources: the human rewrites of training turns ([`standalone_rewrite_turns`]) and
+//! the first sentences of passages of the collection ([`corpus_sentence_turns`]).
 
 use std::collections::HashSet;
 
+use sha1::{Digest, Sha1};
+use unicode_segmentation::UnicodeSegmentation;
+
+use crate::collection::Passage;
 use crate::qrecc::QreccTurn;
+
+fn standalone_turn(text: &str, conversation_no: u32, source: String) -> QreccTurn {
+    QreccTurn {
+        context: Vec::new(),
+        question: text.to_string(),
+        rewrite: text.to_string(),
+        answer: String::new(),
+        answer_url: String::new(),
+        conversation_no,
+        turn_no: 1,
+        conversation_source: source,
+    }
+}
 
 /// One standalone turn per distinct rewrite of a turn with history, numbered as conversations
 /// `first_conversation_no`, `first_conversation_no + 1`, ... (turn 1 each), with the source
-/// `{source}-standalone` and no answer.
+/// `{source}-standalone` and no answer. Turns without history are standalone already and are
+/// skipped, as are empty and repeated rewrites.
 pub fn standalone_rewrite_turns(turns: &[QreccTurn], first_conversation_no: u32) -> Vec<QreccTurn> {
     let mut seen = HashSet::new();
     let mut out = Vec::new();
@@ -20,16 +39,43 @@ pub fn standalone_rewrite_turns(turns: &[QreccTurn], first_conversation_no: u32)
         if rewrite.is_empty() || !seen.insert(rewrite.to_string()) {
             continue;
         }
-        out.push(QreccTurn {
-            context: Vec::new(),
-            question: rewrite.to_string(),
-            rewrite: rewrite.to_string(),
-            answer: String::new(),
-            answer_url: String::new(),
-            conversation_no: first_conversation_no + out.len() as u32,
-            turn_no: 1,
-            conversation_source: format!("{}-standalone", turn.conversation_source),
-        });
+        let no = first_conversation_no + out.len() as u32;
+        out.push(standalone_turn(rewrite, no, format!("{}-standalone", turn.conversation_source)));
+    }
+    out
+}
+
+/// Words a corpus sentence must have to become a standalone turn: shorter ones are headings and
+/// fragments, longer ones run-ons unlike any query.
+pub const CORPUS_SENTENCE_WORDS: std::ops::RangeInclusive<usize> = 6..=30;
+
+/// The first sentence of a passage (Unicode sentence boundaries, whitespace collapsed).
+pub fn first_sentence(text: &str) -> String {
+    let first = text.split_sentence_bounds().next().unwrap_or("");
+    first.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Up to `n` standalone turns made of the first sentences of passages (source `corpus-sentence`),
+/// numbered from `first_conversation_no`. Passages are taken in the order of the SHA-1 of their
+/// ids, a fixed pseudo-random order that does not depend on the rest of the collection; passages
+/// whose ids are in `exclude` (the gold passages of evaluation turns) are skipped, as are sentences
+/// outside [`CORPUS_SENTENCE_WORDS`] and repeated ones.
+pub fn corpus_sentence_turns(passages: &[Passage], exclude: &HashSet<&str>, n: usize, first_conversation_no: u32) -> Vec<QreccTurn> {
+    let mut order: Vec<([u8; 20], &Passage)> =
+        passages.iter().filter(|p| !exclude.contains(p.id.as_str())).map(|p| (Sha1::digest(p.id.as_bytes()).into(), p)).collect();
+    order.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for (_, passage) in order {
+        if out.len() == n {
+            break;
+        }
+        let sentence = first_sentence(&passage.contents);
+        if !CORPUS_SENTENCE_WORDS.contains(&sentence.split(' ').count()) || !seen.insert(sentence.clone()) {
+            continue;
+        }
+        let no = first_conversation_no + out.len() as u32;
+        out.push(standalone_turn(&sentence, no, "corpus-sentence".to_string()));
     }
     out
 }
@@ -68,5 +114,37 @@ mod tests {
         assert_eq!((out[0].id(), out[1].id()), ("500_1".to_string(), "501_1".to_string()));
         assert_eq!(out[1].question, "Did Frank Herbert have sons?");
         assert_eq!(out[1].conversation_source, "quac-standalone");
+    }
+
+    fn passage(id: &str, contents: &str) -> Passage {
+        Passage { id: id.into(), contents: contents.into() }
+    }
+
+    #[test]
+    fn first_sentences_end_at_the_sentence_boundary() {
+        assert_eq!(first_sentence("Dune is a 1965 novel.  It won the Hugo Award."), "Dune is a 1965 novel.");
+        assert_eq!(first_sentence("Is it long?\nYes, very."), "Is it long?");
+        assert_eq!(first_sentence("no   ending at all"), "no ending at all");
+    }
+
+    #[test]
+    fn corpus_sentences_follow_the_id_hash_order_and_skip_excluded_short_and_repeated_ones() {
+        let long = "Frank Herbert wrote the novel Dune in nineteen sixty five.";
+        let passages = [
+            passage("p1", long),
+            passage("p2", "Too short. Then a much longer second sentence follows here."),
+            passage("p3", "The Hugo Award is given every year for science fiction works."),
+            passage("p4", long),
+            passage("gold", "Arrakis is the desert planet where the whole story takes place."),
+        ];
+        let exclude: HashSet<&str> = ["gold"].into();
+        let out = corpus_sentence_turns(&passages, &exclude, 10, 7);
+        // Kept: p1's and p3's sentences once each (p4 repeats p1, p2's first sentence has 2 words,
+        // "gold" is excluded), in the order of SHA-1(id): p1 = b78f5766..., p3 = e4fbe62d...
+        let texts: Vec<&str> = out.iter().map(|t| t.question.as_str()).collect();
+        assert_eq!(texts, vec![long, "The Hugo Award is given every year for science fiction works."]);
+        assert!(out.iter().all(|t| t.rewrite == t.question && t.context.is_empty() && t.conversation_source == "corpus-sentence"));
+        assert_eq!((out[0].id(), out[1].id()), ("7_1".to_string(), "8_1".to_string()));
+        assert_eq!(corpus_sentence_turns(&passages, &exclude, 1, 7).len(), 1, "at most n");
     }
 }

@@ -58,6 +58,11 @@ pub struct DataSpec {
     /// `nr_data::standalone_rewrite_turns`.
     #[serde(default)]
     pub standalone_rewrites: bool,
+    /// Also train on the first sentences of this many passages of the collection, each read as a
+    /// one-turn conversation (target: the teacher's embedding of the sentence); passages judged for
+    /// dev or test turns are never used. See `nr_data::corpus_sentence_turns`.
+    #[serde(default)]
+    pub corpus_sentences: usize,
     pub dev: PathBuf,
     pub test: PathBuf,
     pub passages: PathBuf,

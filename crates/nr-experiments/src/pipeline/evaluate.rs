@@ -71,12 +71,12 @@ pub fn baseline_systems(ctx: &Experiment, _passages: &Vectors, opts: &RunOptions
     out.vectors.insert("raw_question".into(), ctx.teacher.queries(&ids, &raw, &ctx.cache, false)?);
     out.vectors.insert("context_question".into(), ctx.teacher.queries(&ids, &ctxq, &ctx.cache, false)?);
     out.vectors.insert("human_rewrite".into(), ctx.teacher.queries(&ids, &rewrite, &ctx.cache, false)?);
-    let generated = ctx.rewrites(test, opts)?;
+    let generated = ctx.rewrites(test.name, &test.turns, opts)?;
     out.vectors.insert(GTE.into(), ctx.teacher.queries(&ids, &generated, &ctx.cache, false)?);
 
     // Latency on a few turns, batch 1.
     let n = test.turns.len().min(LATENCY_SAMPLE);
-    let prompts = ctx.rewrite_prompts(test)?;
+    let prompts = ctx.rewrite_prompts(&test.turns)?;
     let gen_opts = GenerateOptions { max_new_tokens: ctx.manifest.backbone.max_new_tokens, ..Default::default() };
     let (mut prefill, mut generation, mut teacher_ms) = (Vec::new(), Vec::new(), Vec::new());
     for prompt in prompts.iter().take(n) {

@@ -19,7 +19,7 @@ use anyhow::{Context, Result};
 use burn::tensor::Device;
 use nr_backbone::llama::Llm;
 use nr_backbone::teacher::TeacherEncoder;
-use nr_data::{CacheKeyBuilder, TensorCache, file_sha256};
+use nr_data::{CacheKeyBuilder, QreccTurn, TensorCache, file_sha256};
 
 use crate::manifest::{HiddenSource, Manifest, Pooling, QueryTokensTrain};
 use crate::train::examples::{HeadInputs, Vectors};
@@ -96,24 +96,31 @@ impl Experiment {
         CacheKeyBuilder::new(kind).model_hash(&self.llm_hash)
     }
 
-    /// Conversation prompts of a split (context source and the native agent).
-    pub fn conversation_prompts(&self, split: &Split) -> Result<Vec<Vec<u32>>> {
+    /// Conversation prompts of turns (context source and the native agent).
+    pub fn conversation_prompts(&self, turns: &[QreccTurn]) -> Result<Vec<Vec<u32>>> {
         let b = &self.manifest.backbone;
-        llm_features::conversation_prompts(&self.llm, &split.turns, b.system_prompt.as_deref(), b.max_prompt_tokens)
+        llm_features::conversation_prompts(&self.llm, turns, b.system_prompt.as_deref(), b.max_prompt_tokens)
     }
 
-    /// Rewrite prompts of a split (generate-then-encode and `query_tokens`).
-    pub fn rewrite_prompts(&self, split: &Split) -> Result<Vec<Vec<u32>>> {
+    /// Rewrite prompts of turns (generate-then-encode and `query_tokens`).
+    pub fn rewrite_prompts(&self, turns: &[QreccTurn]) -> Result<Vec<Vec<u32>>> {
         let b = &self.manifest.backbone;
-        llm_features::conversation_prompts(&self.llm, &split.turns, Some(&b.rewrite_instruction), b.max_prompt_tokens)
+        llm_features::conversation_prompts(&self.llm, turns, Some(&b.rewrite_instruction), b.max_prompt_tokens)
     }
 
-    /// Head inputs of a split's turns from the configured source, cached.
+    /// Head inputs of a split's turns from the configured source, each of its parts cached apart.
     pub fn head_inputs(&self, split: &Split, opts: &RunOptions) -> Result<HeadInputs> {
+        let parts =
+            split.part_turns().into_iter().map(|turns| self.part_head_inputs(split.name, turns, opts)).collect::<Result<Vec<_>>>()?;
+        Ok(HeadInputs::concat(parts))
+    }
+
+    /// Head inputs of one cached part of split `name`.
+    fn part_head_inputs(&self, name: &str, turns: &[QreccTurn], opts: &RunOptions) -> Result<HeadInputs> {
         let b = &self.manifest.backbone;
         match b.source {
             HiddenSource::Context => {
-                let prompts = self.conversation_prompts(split)?;
+                let prompts = self.conversation_prompts(turns)?;
                 let key = self
                     .llm_key("llm-context-features")
                     .inputs(prompts.iter().map(|p| format!("{p:?}")).collect::<Vec<_>>().iter().map(String::as_str))
@@ -122,11 +129,11 @@ impl Experiment {
                     .setting("pool_k", b.pool_k)
                     .finish();
                 cached::head_inputs(&self.cache, &key, opts.force.contains(&Stage::Hidden), || {
-                    tracing::info!("{}: hidden states of {} prompts", split.name, prompts.len());
+                    tracing::info!("{name}: hidden states of {} prompts", prompts.len());
                     let question_tokens = match b.pool {
                         Pooling::Question => Some(llm_features::question_token_counts(
                             &self.llm,
-                            &split.turns,
+                            turns,
                             b.system_prompt.as_deref(),
                             b.max_prompt_tokens,
                         )?),
@@ -137,11 +144,11 @@ impl Experiment {
                 })
             }
             HiddenSource::QueryTokens => {
-                let prompts = self.rewrite_prompts(split)?;
-                let queries = if split.name == "train" && b.query_tokens_train == QueryTokensTrain::HumanRewrite {
-                    split.turns.iter().map(|t| t.rewrite.clone()).collect()
+                let prompts = self.rewrite_prompts(turns)?;
+                let queries = if name == "train" && b.query_tokens_train == QueryTokensTrain::HumanRewrite {
+                    turns.iter().map(|t| t.rewrite.clone()).collect()
                 } else {
-                    self.rewrites(split, opts)?
+                    self.rewrites(name, turns, opts)?
                 };
                 let key = self
                     .llm_key("llm-query-token-features")
@@ -150,7 +157,7 @@ impl Experiment {
                     .setting("pool", format!("{:?}", b.pool))
                     .finish();
                 cached::head_inputs(&self.cache, &key, opts.force.contains(&Stage::Hidden), || {
-                    tracing::info!("{}: hidden states of {} queries", split.name, queries.len());
+                    tracing::info!("{name}: hidden states of {} queries", queries.len());
                     llm_features::query_token_features(&self.llm, &prompts, &queries, &self.layers, b.pool, b.batch_size, true)
                 })
             }
@@ -159,9 +166,9 @@ impl Experiment {
 
     /// The LLM's standalone query for each turn of a split (generate-then-encode, and what the
     /// `query_tokens` head reads at test time), cached as JSON.
-    pub fn rewrites(&self, split: &Split, opts: &RunOptions) -> Result<Vec<String>> {
+    pub fn rewrites(&self, name: &str, turns: &[QreccTurn], opts: &RunOptions) -> Result<Vec<String>> {
         let b = &self.manifest.backbone;
-        let prompts = self.rewrite_prompts(split)?;
+        let prompts = self.rewrite_prompts(turns)?;
         let key = self
             .llm_key("llm-rewrite-texts")
             .inputs(prompts.iter().map(|p| format!("{p:?}")).collect::<Vec<_>>().iter().map(String::as_str))
@@ -174,7 +181,7 @@ impl Experiment {
                 return Ok(queries);
             }
         }
-        tracing::info!("{}: generating {} rewrites into {}", split.name, prompts.len(), path.display());
+        tracing::info!("{name}: generating {} rewrites into {}", prompts.len(), path.display());
         let queries = llm_features::generate_rewrites(&self.llm, &prompts, b.max_new_tokens, b.batch_size, true)?;
         cached::write_atomic(&path, serde_json::to_string(&queries)?.as_bytes())?;
         Ok(queries)

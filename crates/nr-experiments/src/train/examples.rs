@@ -34,6 +34,19 @@ impl HeadInputs {
         &self.data[self.offsets[i] * w..self.offsets[i + 1] * w]
     }
 
+    /// The turns of `parts` one after the other (all with the same layers and width).
+    pub fn concat(parts: Vec<HeadInputs>) -> HeadInputs {
+        let mut parts = parts.into_iter();
+        let mut out = parts.next().expect("at least one part");
+        for p in parts {
+            assert_eq!((p.layers, p.dim), (out.layers, out.dim), "parts of different widths");
+            let base = *out.offsets.last().unwrap();
+            out.offsets.extend(p.offsets[1..].iter().map(|o| o + base));
+            out.data.extend(p.data);
+        }
+        out
+    }
+
     /// Inputs of the turns `rows`, in that order.
     pub fn select(&self, rows: &[usize]) -> HeadInputs {
         let mut offsets = vec![0];
@@ -71,4 +84,20 @@ pub struct TrainTargets {
     /// The teacher's top-K passages for the human rewrite: (passage index, teacher score), best
     /// first. Hard negatives (minus the gold) and rank-distillation targets.
     pub candidates: Vec<Vec<(usize, f32)>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concatenated_parts_keep_every_turn_and_its_tokens() {
+        // Part a: turns of 1 and 2 tokens; part b: one turn of 1 token (1 layer, dim 1).
+        let a = HeadInputs { layers: 1, dim: 1, offsets: vec![0, 1, 3], data: vec![1., 2., 3.] };
+        let b = HeadInputs { layers: 1, dim: 1, offsets: vec![0, 1], data: vec![4.] };
+        let c = HeadInputs::concat(vec![a.clone(), b]);
+        assert_eq!(c.offsets, vec![0, 1, 3, 4]);
+        assert_eq!((c.turn(1), c.turn(2)), (&[2., 3.][..], &[4.][..]));
+        assert_eq!(HeadInputs::concat(vec![a.clone()]), a);
+    }
 }

@@ -125,8 +125,8 @@ pub fn train_native(ctx: &Experiment, passages: &Vectors, opts: &RunOptions) -> 
     let n = ctx.data.test.turns.len().min(LATENCY_SAMPLE);
     let (mut prefill, mut generation, mut head_ms) = (Vec::new(), Vec::new(), Vec::new());
     let prompts = match m.backbone.source {
-        HiddenSource::Context => ctx.conversation_prompts(&ctx.data.test)?,
-        HiddenSource::QueryTokens => ctx.rewrite_prompts(&ctx.data.test)?,
+        HiddenSource::Context => ctx.conversation_prompts(&ctx.data.test.turns)?,
+        HiddenSource::QueryTokens => ctx.rewrite_prompts(&ctx.data.test.turns)?,
     };
     for (i, prompt) in prompts.iter().take(n).enumerate() {
         let start = Instant::now();
