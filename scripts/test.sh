@@ -3,4 +3,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/fetch-models.sh
+# The ablation plot's PNG needs a system font for its text (tested); Debian images often have none.
+if ! find /usr/share/fonts /usr/local/share/fonts -name '*.ttf' -print -quit 2>/dev/null | grep -q .; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        apt-get update -qq && apt-get install -y -qq fonts-dejavu-core
+    else
+        echo "test: no TrueType font found; install one (e.g. fonts-dejavu-core) or the plot test fails" >&2
+    fi
+fi
 cargo test --workspace "$@"

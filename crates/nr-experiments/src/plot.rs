@@ -63,12 +63,34 @@ pub fn svg(groups: &[BarGroup], title: &str) -> Result<String> {
     Ok(out)
 }
 
+/// Sans-serif families tried, in order, for the PNG's text.
+const SANS_SERIF: [&str; 6] = ["DejaVu Sans", "Liberation Sans", "Arial", "Helvetica", "Noto Sans", "FreeSans"];
+
+/// SVG rendering options with the system fonts, the generic `sans-serif` of the plot mapped to a
+/// family this machine has: fontdb maps it to Arial, which most Linux machines lack, and text
+/// whose font is missing is left out of the PNG.
+fn render_options() -> resvg::usvg::Options<'static> {
+    let mut options = resvg::usvg::Options::default();
+    let db = options.fontdb_mut();
+    db.load_system_fonts();
+    let has = |family: &str| db.faces().any(|face| face.families.iter().any(|(name, _)| name == family));
+    let family = SANS_SERIF
+        .iter()
+        .find(|f| has(f))
+        .map(|f| f.to_string())
+        .or_else(|| db.faces().find_map(|face| face.families.first().map(|(name, _)| name.clone())));
+    match family {
+        Some(family) => db.set_sans_serif_family(family),
+        None => tracing::warn!("no system font found: the PNG plot has no text (the SVG has it); install e.g. fonts-dejavu-core"),
+    }
+    options
+}
+
 /// Writes `<stem>.svg` and `<stem>.png`.
 pub fn write_plot(groups: &[BarGroup], title: &str, stem: &Path) -> Result<()> {
     let svg_text = svg(groups, title)?;
     crate::pipeline::cached::write_atomic(&stem.with_extension("svg"), svg_text.as_bytes())?;
-    let mut options = resvg::usvg::Options::default();
-    options.fontdb_mut().load_system_fonts();
+    let options = render_options();
     let tree = resvg::usvg::Tree::from_str(&svg_text, &options).context("parsing the plot's SVG")?;
     let size = tree.size().to_int_size();
     let mut pixmap = resvg::tiny_skia::Pixmap::new(size.width(), size.height()).context("plot size")?;
@@ -99,5 +121,19 @@ mod tests {
         let w = u32::from_be_bytes(png[16..20].try_into().unwrap());
         let h = u32::from_be_bytes(png[20..24].try_into().unwrap());
         assert_eq!((w, h), (480, 420));
+    }
+
+    #[test]
+    fn the_png_has_the_plot_text_where_a_font_is_installed() {
+        if render_options().fontdb.faces().next().is_none() {
+            panic!("no system font: install one (e.g. fonts-dejavu-core; .ci/run does) so the PNG plot has text");
+        }
+        // Text only (no bars): any dark pixel of the PNG is a glyph of the caption or a label.
+        let svg_text = r#"<svg xmlns="http://www.w3.org/2000/svg" width="200" height="40"><rect width="200" height="40" fill="white"/><text x="10" y="28" font-family="sans-serif" font-size="20" fill="black">Recall@10</text></svg>"#;
+        let tree = resvg::usvg::Tree::from_str(svg_text, &render_options()).unwrap();
+        let mut pixmap = resvg::tiny_skia::Pixmap::new(200, 40).unwrap();
+        resvg::render(&tree, resvg::tiny_skia::Transform::default(), &mut pixmap.as_mut());
+        let dark = pixmap.pixels().iter().filter(|p| p.red() < 128).count();
+        assert!(dark > 100, "only {dark} dark pixels: the text was not drawn");
     }
 }
