@@ -17,11 +17,39 @@ pub struct BarGroup {
 
 const SERIES: [(&str, RGBColor); 2] = [("Recall@10", RGBColor(66, 133, 244)), ("MRR@10", RGBColor(244, 160, 0))];
 
+/// Characters per line of a group label.
+const LABEL_CHARS: usize = 18;
+
+/// A label cut into lines of at most `max` characters after its `,` and `+` separators (a longer
+/// piece keeps a line of its own).
+fn wrap_label(label: &str, max: usize) -> Vec<String> {
+    let mut pieces = Vec::new();
+    let mut piece = String::new();
+    for c in label.chars() {
+        piece.push(c);
+        if c == ',' || c == '+' {
+            pieces.push(std::mem::take(&mut piece));
+        }
+    }
+    pieces.push(piece);
+    let mut lines: Vec<String> = Vec::new();
+    for p in pieces.into_iter().filter(|p| !p.is_empty()) {
+        match lines.last_mut() {
+            Some(line) if !line.ends_with(',') && line.chars().count() + p.chars().count() <= max => line.push_str(&p),
+            _ => lines.push(p),
+        }
+    }
+    lines
+}
+
 /// Draws the groups as an SVG document.
 pub fn svg(groups: &[BarGroup], title: &str) -> Result<String> {
     let mut out = String::new();
     {
-        let width = (160 + 90 * groups.len()).max(480) as u32;
+        let labels: Vec<Vec<String>> = groups.iter().map(|g| wrap_label(&g.label, LABEL_CHARS)).collect();
+        let widest = labels.iter().flatten().map(|l| l.chars().count()).max().unwrap_or(0);
+        let group_width = (7 * widest + 16).max(90);
+        let width = (160 + group_width * groups.len()).max(480) as u32;
         let root = SVGBackend::with_string(&mut out, (width, 420)).into_drawing_area();
         root.fill(&WHITE)?;
         let n = groups.len() as f64;
@@ -52,11 +80,13 @@ pub fn svg(groups: &[BarGroup], title: &str) -> Result<String> {
             chart.draw_series(whiskers)?;
         }
         chart.configure_series_labels().border_style(BLACK).background_style(WHITE.mix(0.9)).draw()?;
-        // Group labels under each pair of bars.
+        // Group labels under each pair of bars, wrapped to the group's width.
         let style = ("sans-serif", 12).into_text_style(&root).pos(Pos::new(HPos::Center, VPos::Top));
-        for (i, g) in groups.iter().enumerate() {
+        for (i, lines) in labels.iter().enumerate() {
             let (x, y) = chart.backend_coord(&(i as f64 + 0.5, 0.0));
-            root.draw(&Text::new(g.label.clone(), (x, y + 6), style.clone()))?;
+            for (k, line) in lines.iter().enumerate() {
+                root.draw(&Text::new(line.clone(), (x, y + 6 + 14 * k as i32), style.clone()))?;
+            }
         }
         root.present()?;
     }
@@ -121,6 +151,13 @@ mod tests {
         let w = u32::from_be_bytes(png[16..20].try_into().unwrap());
         let h = u32::from_be_bytes(png[20..24].try_into().unwrap());
         assert_eq!((w, h), (480, 420));
+    }
+
+    #[test]
+    fn labels_wrap_after_commas_and_plus_signs() {
+        assert_eq!(wrap_label("kind=linear,use_terms=align+contrastive+rank", 18), vec!["kind=linear,", "use_terms=align+", "contrastive+rank"]);
+        assert_eq!(wrap_label("raw_question", 18), vec!["raw_question"]);
+        assert_eq!(wrap_label("a+b,c", 18), vec!["a+b,", "c"], "a comma always ends a line");
     }
 
     #[test]
