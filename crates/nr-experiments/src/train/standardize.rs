@@ -28,23 +28,19 @@ impl Standardizer {
     /// Statistics over every token of `x`, per layer or of the layers' mean (see [`StandardizeScope`]).
     pub fn fit(x: &HeadInputs, scope: StandardizeScope) -> Self {
         let w = x.layers * x.dim;
-        let rows: Vec<Vec<f64>> = match scope {
-            StandardizeScope::PerLayer => x.data.chunks(w).map(|r| r.iter().map(|&v| v as f64).collect()).collect(),
-            StandardizeScope::LayerMean => x
-                .data
-                .chunks(w)
-                .map(|r| {
-                    let mut mean = vec![0.0f64; x.dim];
-                    for layer in r.chunks(x.dim) {
-                        mean.iter_mut().zip(layer).for_each(|(m, &v)| *m += v as f64);
-                    }
-                    mean.iter_mut().for_each(|m| *m /= x.layers as f64);
-                    mean
-                })
-                .collect(),
+        // The statistics' width, and each token's values in it (read twice: mean, then variance).
+        let (width, layers) = match scope {
+            StandardizeScope::PerLayer => (w, 1),
+            StandardizeScope::LayerMean => (x.dim, x.layers),
         };
-        let (mean, std) = mean_and_std(&rows);
-        let repeat = w / mean.len().max(1);
+        let row_values = |row: &[f32], out: &mut [f64]| {
+            out.fill(0.0);
+            for block in row.chunks(width) {
+                out.iter_mut().zip(block).for_each(|(o, &v)| *o += v as f64 / layers as f64);
+            }
+        };
+        let (mean, std) = mean_and_std(x.data.chunks(w), width, row_values);
+        let repeat = w / width.max(1);
         Self { mean: mean.repeat(repeat), std: std.repeat(repeat) }
     }
 
@@ -59,18 +55,26 @@ impl Standardizer {
     }
 }
 
-/// Per-column mean and standard deviation (floored at 1e-6) of equally long rows.
-fn mean_and_std(rows: &[Vec<f64>]) -> (Vec<f32>, Vec<f32>) {
-    let w = rows.first().map_or(0, Vec::len);
-    let n = rows.len().max(1) as f64;
-    let mut mean = vec![0.0f64; w];
-    for row in rows {
-        mean.iter_mut().zip(row).for_each(|(m, v)| *m += v);
+/// Per-column mean and standard deviation (floored at 1e-6) of `width` values per row, which
+/// `values` reads from each row; two passes, no copy of the rows.
+fn mean_and_std<'a, I>(rows: I, width: usize, values: impl Fn(&[f32], &mut [f64])) -> (Vec<f32>, Vec<f32>)
+where
+    I: Iterator<Item = &'a [f32]> + Clone,
+{
+    let mut buf = vec![0.0f64; width];
+    let mut mean = vec![0.0f64; width];
+    let mut n = 0usize;
+    for row in rows.clone() {
+        values(row, &mut buf);
+        mean.iter_mut().zip(&buf).for_each(|(m, v)| *m += v);
+        n += 1;
     }
+    let n = n.max(1) as f64;
     mean.iter_mut().for_each(|m| *m /= n);
-    let mut var = vec![0.0f64; w];
+    let mut var = vec![0.0f64; width];
     for row in rows {
-        var.iter_mut().zip(row).zip(&mean).for_each(|((s, v), m)| *s += (v - m).powi(2));
+        values(row, &mut buf);
+        var.iter_mut().zip(&buf).zip(&mean).for_each(|((s, v), m)| *s += (v - m).powi(2));
     }
     let std = var.iter().map(|s| (s / n).sqrt().max(1e-6) as f32).collect();
     (mean.into_iter().map(|m| m as f32).collect(), std)
