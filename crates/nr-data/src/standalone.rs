@@ -63,7 +63,7 @@ pub fn first_sentence(text: &str) -> String {
 pub fn corpus_sentence_turns(passages: &[Passage], exclude: &HashSet<&str>, n: usize, first_conversation_no: u32) -> Vec<QreccTurn> {
     let mut order: Vec<([u8; 20], &Passage)> =
         passages.iter().filter(|p| !exclude.contains(p.id.as_str())).map(|p| (Sha1::digest(p.id.as_bytes()).into(), p)).collect();
-    order.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    order.sort_unstable_by_key(|(hash, _)| *hash);
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     for (_, passage) in order {
