@@ -75,6 +75,12 @@ fn checkpoint_paths(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     (dir.join("checkpoint-head"), dir.join("checkpoint-optimizer.bin"), dir.join("checkpoint-state.json"))
 }
 
+/// The progress bar's message: every loss term of the last step and the epoch's examples/s.
+fn progress_message(terms: &BTreeMap<String, f32>, examples_per_sec: f64) -> String {
+    let losses: Vec<String> = terms.iter().map(|(name, v)| format!("{name} {v:.3}")).collect();
+    format!("{} | {examples_per_sec:.0} ex/s", losses.join(" "))
+}
+
 /// One optimiser step of `head` on the training turns `rows`: batch tensors, forward pass, the
 /// manifest's loss terms, backward pass, AdamW update. `device` is an autodiff device. Returns the
 /// updated head and each loss term's value; a non-finite term is an error naming it.
@@ -173,7 +179,8 @@ pub fn fit(
             state.step += 1;
             let line = serde_json::json!({ "epoch": state.epoch + 1, "step": state.step, "lr": lr, "loss": terms });
             writeln!(log, "{line}")?;
-            bar.set_message(format!("loss {:.4}", terms.get("total").copied().unwrap_or(f32::NAN)));
+            let seen = ((b + 1) * training.batch_size.max(1)).min(n);
+            bar.set_message(progress_message(&terms, seen as f64 / start.elapsed().as_secs_f64()));
             bar.inc(1);
         }
         state.epoch += 1;
@@ -211,6 +218,12 @@ pub fn fit(
 mod tests {
     use super::*;
     use nr_head::HeadKind;
+
+    #[test]
+    fn the_progress_message_names_every_loss_term_and_the_throughput() {
+        let terms: BTreeMap<String, f32> = [("total", 2.5f32), ("align", 0.25), ("rank", 1.0)].map(|(k, v)| (k.to_string(), v)).into();
+        assert_eq!(progress_message(&terms, 7085.4), "align 0.250 rank 1.000 total 2.500 | 7085 ex/s");
+    }
 
     /// Two turns of one 4-d token, targets in 3-d, three passages; `bad` goes into turn 0's input.
     fn tiny(bad: f32) -> (HeadInputs, TrainTargets, Vectors) {
