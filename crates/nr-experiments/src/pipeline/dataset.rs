@@ -62,12 +62,13 @@ fn read_turns(path: &std::path::Path, limit: Option<usize>) -> Result<Vec<QreccT
 impl ExperimentData {
     /// Reads every file the manifest names, applying its size limits.
     pub fn load(spec: &DataSpec) -> Result<Self> {
+        // Training turns still allowed by `max_train_turns` after `turns`.
+        let room = |turns: &[QreccTurn]| spec.max_train_turns.map_or(usize::MAX, |n| n.saturating_sub(turns.len()));
         let mut train_turns = read_turns(&spec.train, spec.max_train_turns)?;
         for extra in &spec.extra_train {
-            let room = spec.max_train_turns.map(|n| n.saturating_sub(train_turns.len()));
-            train_turns.extend(read_turns(extra, room)?);
+            let more = read_turns(extra, Some(room(&train_turns)))?;
+            train_turns.extend(more);
         }
-        let room = |turns: &[QreccTurn]| spec.max_train_turns.map_or(usize::MAX, |n| n.saturating_sub(turns.len()));
         if spec.standalone_rewrites {
             let mut standalone = standalone_rewrite_turns(&train_turns, next_million(&train_turns));
             standalone.truncate(room(&train_turns));
