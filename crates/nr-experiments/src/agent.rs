@@ -11,14 +11,15 @@ use burn::tensor::Device;
 use nr_backbone::llama::{GenerateOptions, Llm};
 use nr_backbone::teacher::TeacherEncoder;
 use nr_data::{ChatMessage, Passage, PassageReader, TensorCache, fit_conversation};
-use nr_head::Head;
+use nr_head::{Head, LexicalMix, Lexicon, lexicon_path};
 use serde::Serialize;
 
 use crate::manifest::{BackboneSpec, HiddenSource, Manifest};
-use crate::pipeline::llm_features::{context_features, first_line, query_token_features, question_prompt};
+use crate::pipeline::llm_features::{context_features, first_line, lexical_input, query_token_features, question_prompt};
 use crate::pipeline::teacher_side::Teacher;
 use crate::train::examples::Vectors;
 use crate::train::head_meta_for;
+use crate::train::lexicon::native_vectors;
 use crate::train::standardize::Standardizer;
 use crate::train::trainer::encode;
 
@@ -87,6 +88,8 @@ pub struct Agent {
     llm: Llm,
     teacher: Teacher,
     head: Head,
+    /// The head's lexical part and its mix with the dense vector, when the head has one.
+    lexicon: Option<(Lexicon, LexicalMix)>,
     standardizer: Standardizer,
     backbone: BackboneSpec,
     layers: Vec<usize>,
@@ -122,6 +125,7 @@ impl Agent {
         let expected =
             head_meta_for(&manifest.backbone, &llm_path, llm.hidden_size(), &layers, &teacher_path, encoder.dim());
         let head = Head::load(&options.head, &expected, &device)?;
+        let lexicon = if lexicon_path(&options.head).is_file() { Some(Lexicon::load(&options.head, &expected)?) } else { None };
         let standardizer = read_standardizer(&run_dir.join("head.standardize.json"), layers.len() * llm.hidden_size())?;
 
         let teacher = Teacher {
@@ -139,6 +143,7 @@ impl Agent {
             llm,
             teacher,
             head,
+            lexicon,
             standardizer,
             backbone: manifest.backbone,
             layers,
@@ -169,7 +174,8 @@ impl Agent {
             (QueryMode::Native, HiddenSource::QueryTokens) => {
                 let prompt = self.prompt(question, Some(&self.backbone.rewrite_instruction))?;
                 let q = self.generate_query(&prompt, &mut timings)?;
-                (self.native_query_tokens(prompt, &q, &mut timings)?, Some(q))
+                let dense = self.native_query_tokens(prompt, &q, &mut timings)?;
+                (self.with_lexicon(question, dense, &mut timings)?, Some(q))
             }
             (QueryMode::GenerateThenEncode, _) => {
                 let prompt = self.prompt(question, Some(&self.backbone.rewrite_instruction))?;
@@ -225,7 +231,21 @@ impl Agent {
         let start = Instant::now();
         let x = context_features(&self.llm, &[prompt], &self.layers, b.pool, b.pool_k, Some(&[q]), 1, false)?;
         timings.prefill_ms = ms_since(start);
-        self.head_vector(x, timings)
+        let dense = self.head_vector(x, timings)?;
+        self.with_lexicon(question, dense, timings)
+    }
+
+    /// The dense head's vector mixed with the lexicon's vector of the conversation, when the head
+    /// has a lexicon (as the pipeline does on the test split).
+    fn with_lexicon(&self, question: &str, dense: Vec<f32>, timings: &mut TurnTimings) -> Result<Vec<f32>> {
+        let Some((lexicon, how)) = &self.lexicon else { return Ok(dense) };
+        let b = &self.backbone;
+        let count = |m: &[ChatMessage]| self.llm.chat_ids(m).map_or(usize::MAX, |ids| ids.len());
+        let start = Instant::now();
+        let input = lexical_input(&self.llm, &self.history, question, b.system_prompt.as_deref(), b.max_prompt_tokens, &count)?;
+        let v = native_vectors(lexicon, &[input], Some(&dense), how)?;
+        timings.head_ms += ms_since(start);
+        Ok(v)
     }
 
     /// The head on the query's tokens read after the rewrite `prompt`.

@@ -8,11 +8,14 @@
 //! - [`Head::save`] / [`Head::load`]: safetensors weights plus a JSON sidecar ([`HeadSidecar`]:
 //!   the config and the backbone and teacher it belongs to, [`HeadMeta`]); loading against another
 //!   backbone or teacher is an error.
+//! - [`Lexicon`]: the lexical part of a native head, a teacher-space vector per LLM token summed
+//!   over the conversation's messages; [`mix`] adds it to the dense head's vector.
 
 mod config;
 mod error;
 mod head;
 mod layer_mix;
+mod lexicon;
 mod mapper;
 mod meta;
 mod mlp;
@@ -23,6 +26,10 @@ pub use config::{HeadConfig, HeadKind, MapperPooling};
 pub use error::HeadError;
 pub use head::{Head, Projection};
 pub use layer_mix::LayerMix;
+pub use lexicon::{
+    ConversationWeights, LEXICON_FORMAT, LEXICON_VERSION, LexicalMix, Lexicon, LexiconSidecar, Speaker, history_weights,
+    lexicon_path, mix, unit,
+};
 pub use mapper::{Mapper, QueryPooling};
 pub use meta::{BackboneInfo, HeadMeta, TeacherInfo};
 pub use mlp::Mlp;

@@ -97,6 +97,11 @@ impl LlmTokenizer {
         self.inner.decode(ids, true).map_err(|e| BackboneError::Tokenizer(e.to_string()))
     }
 
+    /// Tokens in the vocabulary, special tokens included (every id `encode` returns is below it).
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
     /// The text of a token id (for templates that need `bos_token`/`eos_token`).
     pub fn token_text(&self, id: Option<u32>) -> String {
         id.and_then(|i| self.inner.id_to_token(i)).unwrap_or_default()

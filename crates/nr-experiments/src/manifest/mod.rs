@@ -34,6 +34,9 @@ pub struct Manifest {
     pub losses: LossSpec,
     #[serde(default)]
     pub training: TrainingSpec,
+    /// The lexical part of the native head (off unless `enabled`).
+    #[serde(default)]
+    pub lexicon: LexiconSpec,
     #[serde(default)]
     pub evaluation: EvaluationSpec,
     /// Ablation grid: each key is a manifest path, each value the list of values to try.
@@ -297,6 +300,53 @@ pub struct TrainingSpec {
     /// Statistics of the input standardisation: `layer_mean` (of the mean over the layers, shared
     /// by every layer) or `per_layer`.
     pub standardize: StandardizeScope,
+}
+
+/// The lexical part of the native head (`nr_head::Lexicon`): a teacher-space vector per LLM token,
+/// learnt from the collection's passages and the training rewrites without labels, summed over the
+/// conversation's messages and mixed with the dense head's vector. The message weights and the
+/// mix are chosen on dev MRR@10 among the listed candidates.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LexiconSpec {
+    pub enabled: bool,
+    /// `a` of the token weights `a / (a + p(token))`.
+    pub sif: f64,
+    /// Passes over the fitting texts (0 keeps the teacher's token embeddings as they are).
+    pub epochs: usize,
+    pub lr: f32,
+    pub batch_size: usize,
+    /// Tokens read of each fitting text (the teacher truncates long passages too).
+    pub max_tokens: usize,
+    /// Fit on the collection's passages (never those judged for dev or test turns).
+    pub fit_passages: bool,
+    /// Fit on the training turns' human rewrites.
+    pub fit_rewrites: bool,
+    /// Candidate weights of earlier user messages, earlier assistant messages, the decay per turn
+    /// of age, and the dense head's vector.
+    pub user_weights: Vec<f32>,
+    pub assistant_weights: Vec<f32>,
+    pub decays: Vec<f32>,
+    pub dense_weights: Vec<f32>,
+}
+
+impl Default for LexiconSpec {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            sif: 1e-3,
+            epochs: 10,
+            lr: 3e-3,
+            batch_size: 256,
+            max_tokens: 256,
+            fit_passages: true,
+            fit_rewrites: true,
+            user_weights: vec![0.2, 0.4, 0.7],
+            assistant_weights: vec![0.5, 0.7, 1.0],
+            decays: vec![0.5, 0.75, 1.0],
+            dense_weights: vec![0.0, 0.25, 0.5, 1.0],
+        }
+    }
 }
 
 /// Which statistics standardise a head's inputs when it reads several layers.

@@ -99,7 +99,7 @@ fn next_million(turns: &[QreccTurn]) -> u32 {
 }
 
 /// Ids of the passages judged relevant for some turn of `split`.
-fn gold_ids(split: &Split) -> impl Iterator<Item = &str> {
+pub fn gold_ids(split: &Split) -> impl Iterator<Item = &str> {
     split
         .turns
         .iter()

@@ -114,6 +114,14 @@ pub fn top_k(queries: &Vectors, passages: &Vectors, k: usize) -> Result<Vec<Vec<
     Ok(nr_eval::search::exact_search(&queries.data, &passages.data, passages.dim, k)?)
 }
 
+/// Mean MRR@10 of query vectors against `qrels`: the model-selection figure of every dev choice.
+pub fn mrr10(queries: &Vectors, passages: &Vectors, qrels: &Qrels) -> Result<f64> {
+    let hits = top_k(queries, passages, 10)?;
+    let run = to_run(queries, passages, &hits)?;
+    let scored = nr_eval::evaluate(qrels, &run, &["mrr_10".to_string()])?;
+    Ok(scored.mean["mrr_10"])
+}
+
 /// A TREC run from search results.
 pub fn to_run(queries: &Vectors, passages: &Vectors, hits: &[Vec<(usize, f32)>]) -> Result<Run> {
     let mut run = Run::new();

@@ -5,9 +5,11 @@ use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 use nr_backbone::llama::{GenerateOptions, Llm, TokenStates};
 use nr_data::{ChatMessage, QreccTurn, fit_conversation};
+use nr_head::Speaker;
 
 use crate::manifest::Pooling;
 use crate::train::examples::HeadInputs;
+use crate::train::lexicon::LexicalInput;
 
 /// Token ids of each turn's conversation prompt (history, question, generation prompt), the oldest
 /// turns dropped to fit `budget` tokens. With `system`, it is the first message.
@@ -50,6 +52,35 @@ pub fn question_prompt(
     let common = full.iter().zip(&empty).take_while(|(a, b)| a == b).count();
     let k = (full.len() - common).max(1);
     Ok((full, k))
+}
+
+/// What the lexicon reads of each turn: the LLM's tokens of every message of the conversation
+/// prompt (fitted to `budget` like [`conversation_prompts`]; a system message is not read).
+pub fn lexical_inputs(llm: &Llm, turns: &[QreccTurn], system: Option<&str>, budget: usize) -> Result<Vec<LexicalInput>> {
+    let count = |messages: &[ChatMessage]| llm.chat_ids(messages).map_or(usize::MAX, |ids| ids.len());
+    turns.iter().map(|t| lexical_input(llm, &t.context, &t.question, system, budget, &count)).collect()
+}
+
+/// [`lexical_inputs`] of one conversation.
+pub fn lexical_input(
+    llm: &Llm,
+    history: &[String],
+    question: &str,
+    system: Option<&str>,
+    budget: usize,
+    count: &dyn Fn(&[ChatMessage]) -> usize,
+) -> Result<LexicalInput> {
+    let fitted = fit_conversation(history, question, system, budget, count);
+    let mut messages: Vec<&ChatMessage> = fitted.messages.iter().filter(|m| m.role != nr_data::ROLE_SYSTEM).collect();
+    let last = messages.pop().expect("the question is the last message");
+    let history = messages
+        .into_iter()
+        .map(|m| {
+            let speaker = if m.role == nr_data::ROLE_USER { Speaker::User } else { Speaker::Assistant };
+            Ok((speaker, llm.tokenizer.encode_continuation(&m.content)?))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(LexicalInput { question: llm.tokenizer.encode_continuation(&last.content)?, history })
 }
 
 /// A progress bar on stderr for `n` items, hidden when `show` is false.

@@ -6,6 +6,7 @@
 pub mod cached;
 pub mod dataset;
 pub mod evaluate;
+pub mod lexicon;
 pub mod llm_features;
 pub mod report;
 pub mod targets;

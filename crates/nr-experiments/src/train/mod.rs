@@ -2,6 +2,7 @@
 
 pub mod batch;
 pub mod examples;
+pub mod lexicon;
 pub mod losses;
 pub mod ridge;
 pub mod schedule;
@@ -118,7 +119,22 @@ pub fn train_native(ctx: &Experiment, passages: &Vectors, opts: &RunOptions) -> 
     let (head, state) = fit(&config, &meta, &m.training, &m.losses, &data, &ctx.device, &dir, opts.resume, init.as_deref())?;
     tracing::info!("best dev MRR@10 {:.4} at epoch {}", state.best_dev_mrr10, state.best_epoch);
     head.save(&m.output.join("head"), &meta)?;
-    let vectors = Vectors { ids: ctx.data.test.ids(), dim: passages.dim, data: encode(&head, &test_x, &ctx.device)? };
+    let dense_test = encode(&head, &test_x, &ctx.device)?;
+    // The lexical part: fitted without labels, its mix with the dense vector chosen on dev.
+    let lexical = if m.lexicon.enabled {
+        let dense_dev = encode(&head, &dev_x, &ctx.device)?;
+        let chosen = ctx.train_lexicon(passages, &train_y, &dense_dev, opts)?;
+        chosen.lexicon.save(&m.output.join("head"), &chosen.mix, &meta)?;
+        Some((chosen, ctx.lexical_inputs(&ctx.data.test.turns)?))
+    } else {
+        let _ = std::fs::remove_file(nr_head::lexicon_path(&m.output.join("head")));
+        None
+    };
+    let data = match &lexical {
+        Some((chosen, inputs)) => lexicon::native_vectors(&chosen.lexicon, inputs, Some(&dense_test), &chosen.mix)?,
+        None => dense_test,
+    };
+    let vectors = Vectors { ids: ctx.data.test.ids(), dim: passages.dim, data };
 
     // Latency of the native query vector, batch 1: the prompt's prefill (or, for query_tokens,
     // generation too) plus the head.
@@ -144,7 +160,10 @@ pub fn train_native(ctx: &Experiment, passages: &Vectors, opts: &RunOptions) -> 
         }
         let one = test_x.select(&[i]);
         let start = Instant::now();
-        encode(&head, &one, &ctx.device)?;
+        let dense = encode(&head, &one, &ctx.device)?;
+        if let Some((chosen, inputs)) = &lexical {
+            lexicon::native_vectors(&chosen.lexicon, &inputs[i..=i], Some(&dense), &chosen.mix)?;
+        }
         head_ms.push(start.elapsed().as_secs_f64() * 1e3);
     }
     let latency = Latency {

@@ -65,10 +65,7 @@ pub fn encode(head: &Head, x: &HeadInputs, device: &Device) -> Result<Vec<f32>> 
 /// Dev MRR@10 of a head.
 pub fn dev_mrr10(head: &Head, data: &FitData, device: &Device) -> Result<f64> {
     let q = Vectors { ids: data.dev_ids.to_vec(), dim: data.passages.dim, data: encode(head, data.dev_x, device)? };
-    let hits = crate::pipeline::evaluate::top_k(&q, data.passages, 10)?;
-    let run = crate::pipeline::evaluate::to_run(&q, data.passages, &hits)?;
-    let scored = nr_eval::evaluate(data.dev_qrels, &run, &["mrr_10".to_string()])?;
-    Ok(scored.mean["mrr_10"])
+    crate::pipeline::evaluate::mrr10(&q, data.passages, data.dev_qrels)
 }
 
 fn checkpoint_paths(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
