@@ -66,6 +66,7 @@ fn scripted_chat_with_the_quickstart_head_retrieves_the_gold_passage_of_a_known_
     let out = nr(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(out.status.success(), "quickstart: {}", String::from_utf8_lossy(&out.stderr));
     let run_dir = dir.path().join("out");
+    assert!(run_dir.join("head.lexicon.safetensors").is_file(), "the quickstart head has a lexicon");
 
     // The known turn: the first test turn past the first of its conversation whose gold passage the
     // pipeline's native head ranked in its top 10.

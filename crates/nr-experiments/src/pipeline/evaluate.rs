@@ -175,3 +175,74 @@ pub fn score_systems(ctx: &Experiment, passages: &Vectors, systems: &BTreeMap<St
     }
     Ok(results)
 }
+
+/// Mean cosine of each system's query vectors with those of `reference` (same turns, row by row):
+/// how closely a system reproduces the teacher's embedding of the reference text. Systems without
+/// the reference's turns or width are left out.
+pub fn fidelity(systems: &BTreeMap<String, Vectors>, reference: &str) -> BTreeMap<String, f64> {
+    let Some(r) = systems.get(reference) else { return BTreeMap::new() };
+    let cos = |a: &[f32], b: &[f32]| {
+        let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+        let n = a.iter().map(|x| x * x).sum::<f32>().sqrt() * b.iter().map(|x| x * x).sum::<f32>().sqrt();
+        (dot / n.max(1e-12)) as f64
+    };
+    systems
+        .iter()
+        .filter(|(_, v)| v.ids == r.ids && v.dim == r.dim && !v.ids.is_empty())
+        .map(|(name, v)| (name.clone(), (0..v.ids.len()).map(|i| cos(v.row(i), r.row(i))).sum::<f64>() / v.ids.len() as f64))
+        .collect()
+}
+
+/// Share of scored turns on which each system agrees with generate-then-encode: both retrieve a
+/// gold passage in their top 10, or both retrieve none (the paper's "agreement on retrieval points").
+pub fn agreement_with_gte(results: &BTreeMap<String, SystemResult>) -> BTreeMap<String, f64> {
+    let Some(gte) = results.get(GTE) else { return BTreeMap::new() };
+    let hit = |m: &BTreeMap<String, f64>| m.get("recall_10").is_some_and(|v| *v > 0.0);
+    results
+        .iter()
+        .filter(|(_, r)| !r.per_query.is_empty())
+        .map(|(name, r)| {
+            let agree = r.per_query.iter().filter(|(q, m)| gte.per_query.get(*q).is_some_and(|g| hit(g) == hit(m))).count();
+            (name.clone(), agree as f64 / r.per_query.len() as f64)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(per_query: &[(&str, f64)]) -> SystemResult {
+        SystemResult {
+            mean: BTreeMap::new(),
+            per_query: per_query.iter().map(|(q, r)| (q.to_string(), BTreeMap::from([("recall_10".to_string(), *r)]))).collect(),
+            ci95: BTreeMap::new(),
+            p_vs_gte: BTreeMap::new(),
+            run: Run::new(),
+        }
+    }
+
+    #[test]
+    fn agreement_counts_turns_where_both_hit_or_both_miss() {
+        let results = BTreeMap::from([
+            (GTE.to_string(), result(&[("a", 1.0), ("b", 0.0), ("c", 0.5), ("d", 0.0)])),
+            ("native".to_string(), result(&[("a", 0.5), ("b", 0.0), ("c", 0.0), ("d", 1.0)])),
+        ]);
+        let agree = agreement_with_gte(&results);
+        assert_eq!(agree["native"], 0.5, "a (both hit) and b (both miss) of 4");
+        assert_eq!(agree[GTE], 1.0);
+    }
+
+    #[test]
+    fn fidelity_is_the_mean_row_cosine_with_the_reference() {
+        let v = |data: Vec<f32>| Vectors { ids: vec!["a".into(), "b".into()], dim: 2, data };
+        let systems = BTreeMap::from([
+            ("human_rewrite".to_string(), v(vec![1.0, 0.0, 0.0, 2.0])),
+            ("native".to_string(), v(vec![1.0, 1.0, 0.0, -1.0])),
+        ]);
+        let f = fidelity(&systems, "human_rewrite");
+        assert!((f["native"] - (0.5f64.sqrt() - 1.0) / 2.0).abs() < 1e-6, "{f:?}");
+        assert!((f["human_rewrite"] - 1.0).abs() < 1e-6);
+        assert!(fidelity(&systems, "absent").is_empty());
+    }
+}

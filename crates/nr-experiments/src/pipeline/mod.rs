@@ -203,5 +203,9 @@ pub fn run(manifest: Manifest, opts: &RunOptions) -> Result<PathBuf> {
     let mut latency = systems.latency;
     latency.extend(native.latency);
     let results = evaluate::score_systems(&ctx, &passages, &all)?;
-    report::write(&ctx, &out_dir, &results, &latency)
+    let close = report::Closeness {
+        cos_to_rewrite: evaluate::fidelity(&all, "human_rewrite"),
+        agreement_with_gte: evaluate::agreement_with_gte(&results),
+    };
+    report::write(&ctx, &out_dir, &results, &latency, &close)
 }

@@ -16,14 +16,23 @@ pub fn order(name: &str) -> (usize, &str) {
     (rank, name)
 }
 
+/// How close each system is to the teacher and to generate-then-encode.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Closeness {
+    /// Mean cosine with the teacher's embedding of the human rewrite.
+    pub cos_to_rewrite: BTreeMap<String, f64>,
+    /// Share of scored turns where the system and generate-then-encode both hit or both miss.
+    pub agreement_with_gte: BTreeMap<String, f64>,
+}
+
 /// The Markdown results table.
-pub fn table(results: &BTreeMap<String, SystemResult>, latency: &BTreeMap<String, Latency>) -> String {
+pub fn table(results: &BTreeMap<String, SystemResult>, latency: &BTreeMap<String, Latency>, close: &Closeness) -> String {
     let gte_r10 = results.get(GTE).and_then(|r| r.mean.get("recall_10")).copied();
     let mut names: Vec<&String> = results.keys().collect();
     names.sort_by_key(|n| order(n));
     let mut s = String::new();
-    s.push_str("| system | R@10 | MRR@10 | NDCG@3 | R@100 | retention vs GTE (R@10) | R@10 95% CI | p vs GTE (R@10) | query vector ms: prefill / gen / teacher / head |\n");
-    s.push_str("|---|---|---|---|---|---|---|---|---|\n");
+    s.push_str("| system | R@10 | MRR@10 | NDCG@3 | R@100 | retention vs GTE (R@10) | R@10 95% CI | p vs GTE (R@10) | cos to rewrite | agrees with GTE | query vector ms: prefill / gen / teacher / head |\n");
+    s.push_str("|---|---|---|---|---|---|---|---|---|---|---|\n");
     let get = |r: &SystemResult, m: &str| r.mean.get(m).map_or("-".to_string(), |v| format!("{v:.3}"));
     for name in names {
         let r = &results[name];
@@ -36,9 +45,11 @@ pub fn table(results: &BTreeMap<String, SystemResult>, latency: &BTreeMap<String
         let lat = latency.get(name).map_or("-".into(), |l| {
             format!("{:.1} / {:.1} / {:.1} / {:.2} (total {:.1})", l.prefill_ms, l.generation_ms, l.teacher_ms, l.head_ms, l.total())
         });
+        let cos = close.cos_to_rewrite.get(name).map_or("-".into(), |c| format!("{c:.3}"));
+        let agree = close.agreement_with_gte.get(name).map_or("-".into(), |a| format!("{:.1}%", 100.0 * a));
         let _ = writeln!(
             s,
-            "| {name} | {} | {} | {} | {} | {retention} | {ci} | {p} | {lat} |",
+            "| {name} | {} | {} | {} | {} | {retention} | {ci} | {p} | {cos} | {agree} | {lat} |",
             get(r, "recall_10"),
             get(r, "mrr_10"),
             get(r, "ndcg_cut_3"),
@@ -82,7 +93,13 @@ fn per_source_table(rows: &BTreeMap<String, BTreeMap<String, BTreeMap<String, f6
 }
 
 /// Writes every output of a run into `dir` and prints the table; returns the report's path.
-pub fn write(ctx: &Experiment, dir: &Path, results: &BTreeMap<String, SystemResult>, latency: &BTreeMap<String, Latency>) -> Result<PathBuf> {
+pub fn write(
+    ctx: &Experiment,
+    dir: &Path,
+    results: &BTreeMap<String, SystemResult>,
+    latency: &BTreeMap<String, Latency>,
+    close: &Closeness,
+) -> Result<PathBuf> {
     for (name, r) in results {
         let file = dir.join("runs").join(format!("{}.trec", name.replace(':', "_")));
         std::fs::create_dir_all(file.parent().unwrap())?;
@@ -94,17 +111,19 @@ pub fn write(ctx: &Experiment, dir: &Path, results: &BTreeMap<String, SystemResu
         "ci95": results.iter().map(|(n, r)| (n.clone(), serde_json::json!(r.ci95))).collect::<serde_json::Map<_, _>>(),
         "p_vs_generate_then_encode": results.iter().map(|(n, r)| (n.clone(), serde_json::json!(r.p_vs_gte))).collect::<serde_json::Map<_, _>>(),
         "latency_ms": latency,
+        "cos_to_rewrite": close.cos_to_rewrite,
+        "agreement_with_generate_then_encode": close.agreement_with_gte,
         "scored_queries": results.values().next().map_or(0, |r| r.per_query.len()),
     });
     if let Some(rows) = &by_source {
         metrics["per_source"] = serde_json::json!(rows);
     }
     write_atomic(&dir.join("metrics.json"), serde_json::to_string_pretty(&metrics)?.as_bytes())?;
-    let t = table(results, latency);
+    let t = table(results, latency, close);
     let m = &ctx.manifest;
     let report = format!(
         "# {}\n\nTest split: {} turns ({} scored), {} passages. Backbone `{}` (source {:?}, layers {:?}, pool {:?}); teacher `{}`.\n\n{t}\n\
-         Retention = R@10 / generate-then-encode's R@10. CI: {} bootstrap resamples; p: paired randomization test, {} permutations.\n",
+         Retention = R@10 / generate-then-encode's R@10. Cos to rewrite: mean cosine with the teacher's embedding of the human rewrite. Agrees with GTE: share of scored turns where the system and generate-then-encode both find a gold passage in the top 10, or both miss. CI: {} bootstrap resamples; p: paired randomization test, {} permutations.\n",
         m.name,
         ctx.data.test.turns.len(),
         results.values().next().map_or(0, |r| r.per_query.len()),
