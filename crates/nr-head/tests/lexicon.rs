@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::meta;
+use common::{D, meta};
 use nr_head::{ConversationWeights, LexicalMix, Lexicon, Speaker, lexicon_path};
 
 fn mix() -> LexicalMix {
@@ -11,8 +11,11 @@ fn mix() -> LexicalMix {
 }
 
 fn lexicon() -> Lexicon {
-    // vocab 4, dim 3; 0.1 is not an f16 value, so rounding is visible.
-    Lexicon::new(3, vec![0.1, 1.0, -2.0, 0.5, 0.25, 0.0, -1.5, 3.0, 0.125, 1.0, 1.0, 1.0]).unwrap()
+    // vocab 4, the teacher's width; 0.1 is not an f16 value, so rounding is visible, the other
+    // values (multiples of 1/8 up to 4) are exact in f16.
+    let mut table: Vec<f32> = (0..4 * D).map(|i| (i as f32 - 13.0) / 8.0).collect();
+    table[0] = 0.1;
+    Lexicon::new(D, table).unwrap()
 }
 
 #[test]
@@ -31,6 +34,7 @@ fn a_saved_lexicon_reads_back_as_its_f16_rounding() {
     assert_eq!(loaded.table[0], 0.099_975_586);
     assert_eq!(&loaded.table[1..], &lex.table[1..]);
     let history = vec![(Speaker::User, vec![1]), (Speaker::Assistant, vec![2, 3])];
+    assert_eq!(loaded.vocab(), 4);
     assert_eq!(
         loaded.conversation(&[0], &history, &how.conversation).unwrap(),
         rounded.conversation(&[0], &history, &how.conversation).unwrap()
