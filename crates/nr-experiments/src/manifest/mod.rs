@@ -320,6 +320,8 @@ pub struct LexiconSpec {
     pub max_tokens: usize,
     /// Fit on the collection's passages (never those judged for dev or test turns).
     pub fit_passages: bool,
+    /// Fit on at most this many of them (the first in collection order); for the data curve.
+    pub max_fit_passages: Option<usize>,
     /// Fit on the training turns' human rewrites.
     pub fit_rewrites: bool,
     /// Candidate weights of earlier user messages, earlier assistant messages, the decay per turn
@@ -340,6 +342,7 @@ impl Default for LexiconSpec {
             batch_size: 256,
             max_tokens: 256,
             fit_passages: true,
+            max_fit_passages: None,
             fit_rewrites: true,
             user_weights: vec![0.2, 0.4, 0.7],
             assistant_weights: vec![0.5, 0.7, 1.0],

@@ -56,7 +56,8 @@ impl Experiment {
         let mut texts: Vec<&str> = Vec::new();
         let mut targets: Vec<f32> = Vec::new();
         if spec.fit_passages {
-            for (i, p) in self.data.passages.iter().enumerate().filter(|(_, p)| !held_out.contains(p.id.as_str())) {
+            let allowed = self.data.passages.iter().enumerate().filter(|(_, p)| !held_out.contains(p.id.as_str()));
+            for (i, p) in allowed.take(spec.max_fit_passages.unwrap_or(usize::MAX)) {
                 names.push(&p.id);
                 texts.push(&p.contents);
                 targets.extend_from_slice(passages.row(i));
