@@ -20,13 +20,15 @@ test *ARGS:
 bench *ARGS:
     bash scripts/bench.sh {{ARGS}}
 
-# The ablation grids: losses x head kinds (experiments/ablation.toml -> results/ablation.{md,csv,json,svg,png})
-# and losses x initialisation (experiments/ablation-init.toml -> results/ablation-init/).
+# The ablation grids: losses x head kinds (experiments/ablation.toml -> results/ablation.{md,csv,json,svg,png}),
+# losses x initialisation (experiments/ablation-init.toml -> results/ablation-init/) and the losses in the
+# shipped setting with the lexicon (experiments/ablation-lexicon.toml -> results/ablation-lexicon/).
 ablate:
     bash scripts/fetch-models.sh
     bash scripts/prepare-data.sh
     cargo run --release -p nr-experiments -- run experiments/ablation.toml
     cargo run --release -p nr-experiments -- run experiments/ablation-init.toml
+    cargo run --release -p nr-experiments -- run experiments/ablation-lexicon.toml
 
 # Cross-backend test (flex vs wgpu; lavapipe installed via apt-get when there is no Vulkan driver).
 test-wgpu *ARGS:
