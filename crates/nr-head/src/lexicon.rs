@@ -82,7 +82,7 @@ pub struct Lexicon {
 impl Lexicon {
     /// A lexicon from its table; `table.len()` must be a multiple of `dim`.
     pub fn new(dim: usize, table: Vec<f32>) -> Result<Self, HeadError> {
-        if dim == 0 || table.len() % dim != 0 {
+        if dim == 0 || !table.len().is_multiple_of(dim) {
             return Err(HeadError::config("lexicon", format!("{} values do not make rows of {dim}", table.len())));
         }
         Ok(Self { dim, table })
