@@ -45,3 +45,8 @@ check-tch:
 # On an NVIDIA GPU machine: cuda build, cross-backend test on cuda, quickstart on cuda, timings.
 gpu-check:
     bash scripts/gpu-check.sh
+
+# Formatting and lints as CI checks them.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings

@@ -337,7 +337,7 @@ impl Default for LexiconSpec {
         Self {
             enabled: false,
             sif: 1e-3,
-            epochs: 10,
+            epochs: 20,
             lr: 3e-3,
             batch_size: 256,
             max_tokens: 256,
@@ -347,7 +347,7 @@ impl Default for LexiconSpec {
             user_weights: vec![0.2, 0.4, 0.7],
             assistant_weights: vec![0.5, 0.7, 1.0],
             decays: vec![0.5, 0.75, 1.0],
-            dense_weights: vec![0.0, 0.25, 0.5, 1.0],
+            dense_weights: vec![0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0],
         }
     }
 }

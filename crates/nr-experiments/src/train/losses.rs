@@ -7,8 +7,9 @@ use nr_losses::{ALIGN, AlignmentKind, CONTRASTIVE, HardNegatives, InfoNce, RANK,
 use super::batch::TargetBatch;
 use crate::manifest::LossSpec;
 
-/// The weighted sum of the manifest's loss terms for student vectors `[B, D]`.
-pub fn batch_losses(student: Tensor<2>, y: &TargetBatch, spec: &LossSpec) -> Result<TotalLoss> {
+/// The weighted sum of the manifest's loss terms for student vectors `[B, D]`; `None` when no term
+/// applies to the batch (only the contrastive term is used and no turn of it has a gold passage).
+pub fn batch_losses(student: Tensor<2>, y: &TargetBatch, spec: &LossSpec) -> Result<Option<TotalLoss>> {
     let uses = |t: &str| spec.use_terms.iter().any(|u| u == t);
     let mut parts = Vec::new();
     if uses(ALIGN) {
@@ -37,5 +38,8 @@ pub fn batch_losses(student: Tensor<2>, y: &TargetBatch, spec: &LossSpec) -> Res
         let loss = rank_distill(scores, y.teacher_scores.clone(), spec.rank_temperature_student, spec.rank_temperature_teacher)?;
         parts.push((RANK, spec.rank_weight, loss));
     }
-    Ok(TotalLoss::weighted_sum(parts)?)
+    if parts.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(TotalLoss::weighted_sum(parts)?))
 }

@@ -96,7 +96,11 @@ pub fn train_step(
     let (h, mask) = head_batch(x, rows, device);
     let targets = target_batch(y, passages, rows, losses.false_negative_margin, losses.teacher_top1_as_positive, device);
     let student = head.forward(h, mask)?;
-    let nr_losses::TotalLoss { total: loss, terms } = batch_losses(student, &targets, losses)?;
+    // A batch that no configured term applies to (contrastive only, no gold passage) leaves the
+    // head as it is and reports no terms.
+    let Some(nr_losses::TotalLoss { total: loss, terms }) = batch_losses(student, &targets, losses)? else {
+        return Ok((head, BTreeMap::new()));
+    };
     if let Some((name, v)) = terms.iter().find(|(_, v)| !v.is_finite()) {
         bail!("loss '{name}' is {v}");
     }
@@ -236,11 +240,27 @@ mod tests {
     }
 
     fn step(bad: f32) -> Result<(Head, BTreeMap<String, f32>)> {
+        step_on(bad, &[0, 1], &LossSpec::default())
+    }
+
+    fn step_on(bad: f32, rows: &[usize], losses: &LossSpec) -> Result<(Head, BTreeMap<String, f32>)> {
         let device = Device::default().autodiff();
         let head = HeadConfig::new(HeadKind::Linear, 4, 3).init(&device).unwrap();
         let mut optim = AdamWConfig::new().init();
         let (x, y, passages) = tiny(bad);
-        train_step(head, &mut optim, 1e-3, &x, &y, &passages, &[0, 1], &LossSpec::default(), &device)
+        train_step(head, &mut optim, 1e-3, &x, &y, &passages, rows, losses, &device)
+    }
+
+    #[test]
+    fn a_contrastive_only_batch_without_gold_passages_is_skipped() {
+        let losses = LossSpec { use_terms: vec!["contrastive".into()], ..LossSpec::default() };
+        // Turn 1 has no gold passage: nothing to learn, no terms, no error.
+        let (_, terms) = step_on(0.3, &[1], &losses).unwrap();
+        assert!(terms.is_empty(), "{terms:?}");
+        // Turn 0 has one: the contrastive term alone, and the total equals it.
+        let (_, terms) = step_on(0.3, &[0], &losses).unwrap();
+        assert_eq!(terms.keys().map(String::as_str).collect::<Vec<_>>(), ["contrastive", "total"]);
+        assert_eq!(terms["contrastive"], terms["total"]);
     }
 
     #[test]
