@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 pub enum BackboneError {
     /// The file could not be read (missing, permissions, ...).
     #[error("{}: {error}", path.display())]
-    Io { path: PathBuf, error: std::io::Error },
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     /// The file is readable but its content is malformed (truncated, wrong magic, bad offset, ...).
     #[error("{}: {detail}", path.display())]
     Malformed { path: PathBuf, detail: String },
@@ -45,15 +48,27 @@ pub type Result<T, E = BackboneError> = std::result::Result<T, E>;
 
 impl BackboneError {
     pub fn io(path: &Path, source: std::io::Error) -> Self {
-        Self::Io { path: path.to_path_buf(), error: source }
+        Self::Io {
+            path: path.to_path_buf(),
+            error: source,
+        }
     }
     pub fn malformed(path: &Path, detail: impl Into<String>) -> Self {
-        Self::Malformed { path: path.to_path_buf(), detail: detail.into() }
+        Self::Malformed {
+            path: path.to_path_buf(),
+            detail: detail.into(),
+        }
     }
     pub fn unsupported(path: &Path, detail: impl Into<String>) -> Self {
-        Self::Unsupported { path: path.to_path_buf(), detail: detail.into() }
+        Self::Unsupported {
+            path: path.to_path_buf(),
+            detail: detail.into(),
+        }
     }
     pub fn missing(path: &Path, what: impl Into<String>) -> Self {
-        Self::Missing { path: path.to_path_buf(), what: what.into() }
+        Self::Missing {
+            path: path.to_path_buf(),
+            what: what.into(),
+        }
     }
 }

@@ -12,6 +12,6 @@ pub mod error;
 pub mod gguf;
 
 pub use error::{BackboneError, Result};
-pub mod weights;
 pub mod llama;
 pub mod teacher;
+pub mod weights;

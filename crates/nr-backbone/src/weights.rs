@@ -71,7 +71,10 @@ pub fn transposed(t: &HostTensor) -> HostTensor {
             data[c * rows + r] = t.data[r * cols + c];
         }
     }
-    HostTensor { data, shape: vec![cols, rows] }
+    HostTensor {
+        data,
+        shape: vec![cols, rows],
+    }
 }
 
 /// A `Linear` from PyTorch weights `[out, in]` (+ optional bias `[out]`); burn stores `[in, out]`.
@@ -91,13 +94,24 @@ pub fn linear(
     } else {
         None
     };
-    Ok(Linear { weight: Param::from_tensor(weight), bias })
+    Ok(Linear {
+        weight: Param::from_tensor(weight),
+        bias,
+    })
 }
 
 /// An `Embedding` table `[n, d]`.
-pub fn embedding(src: &dyn WeightSource, name: &str, n: usize, d: usize, device: &Device) -> Result<Embedding> {
+pub fn embedding(
+    src: &dyn WeightSource,
+    name: &str,
+    n: usize,
+    d: usize,
+    device: &Device,
+) -> Result<Embedding> {
     let w = src.tensor_with_shape(name, &[n, d])?;
-    Ok(Embedding { weight: Param::from_tensor(to_device::<2>(w, device)) })
+    Ok(Embedding {
+        weight: Param::from_tensor(to_device::<2>(w, device)),
+    })
 }
 
 /// A vector `[d]` (norm weights, biases).
@@ -106,14 +120,31 @@ pub fn vector(src: &dyn WeightSource, name: &str, d: usize, device: &Device) -> 
 }
 
 /// A `LayerNorm` with weight and bias under `prefix` (`.weight`/`.bias`, or the older `.gamma`/`.beta`).
-pub fn layer_norm(src: &dyn WeightSource, prefix: &str, d: usize, eps: f64, device: &Device) -> Result<LayerNorm> {
+pub fn layer_norm(
+    src: &dyn WeightSource,
+    prefix: &str,
+    d: usize,
+    eps: f64,
+    device: &Device,
+) -> Result<LayerNorm> {
     let pick = |a: &str, b: &str| {
         let first = format!("{prefix}.{a}");
-        if src.contains(&first) { first } else { format!("{prefix}.{b}") }
+        if src.contains(&first) {
+            first
+        } else {
+            format!("{prefix}.{b}")
+        }
     };
-    let mut norm = burn::nn::LayerNormConfig::new(d).with_epsilon(eps).init(device);
+    let mut norm = burn::nn::LayerNormConfig::new(d)
+        .with_epsilon(eps)
+        .init(device);
     norm.gamma = Param::from_tensor(vector(src, &pick("weight", "gamma"), d, device)?);
-    norm.beta = Some(Param::from_tensor(vector(src, &pick("bias", "beta"), d, device)?));
+    norm.beta = Some(Param::from_tensor(vector(
+        src,
+        &pick("bias", "beta"),
+        d,
+        device,
+    )?));
     Ok(norm)
 }
 
@@ -134,19 +165,26 @@ impl SafetensorsWeights {
         let shard_files: Vec<PathBuf> = if single.is_file() {
             vec![single]
         } else if index_path.is_file() {
-            let text = std::fs::read_to_string(&index_path).map_err(|e| BackboneError::io(&index_path, e))?;
+            let text = std::fs::read_to_string(&index_path)
+                .map_err(|e| BackboneError::io(&index_path, e))?;
             let json: serde_json::Value = serde_json::from_str(&text)
                 .map_err(|e| BackboneError::malformed(&index_path, format!("invalid JSON: {e}")))?;
             let map = json
                 .get("weight_map")
                 .and_then(|m| m.as_object())
                 .ok_or_else(|| BackboneError::missing(&index_path, "key 'weight_map'"))?;
-            let mut names: Vec<String> = map.values().filter_map(|v| v.as_str().map(String::from)).collect();
+            let mut names: Vec<String> = map
+                .values()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect();
             names.sort();
             names.dedup();
             names.into_iter().map(|n| dir.join(n)).collect()
         } else {
-            return Err(BackboneError::missing(dir, "model.safetensors (or model.safetensors.index.json)"));
+            return Err(BackboneError::missing(
+                dir,
+                "model.safetensors (or model.safetensors.index.json)",
+            ));
         };
         let mut files = Vec::new();
         let mut index = BTreeMap::new();
@@ -154,14 +192,19 @@ impl SafetensorsWeights {
             let f = File::open(&file).map_err(|e| BackboneError::io(&file, e))?;
             // SAFETY: the file is opened read-only and not modified while mapped by this process.
             let mmap = unsafe { Mmap::map(&f) }.map_err(|e| BackboneError::io(&file, e))?;
-            let st = SafeTensors::deserialize(&mmap)
-                .map_err(|e| BackboneError::malformed(&file, format!("invalid safetensors: {e}")))?;
+            let st = SafeTensors::deserialize(&mmap).map_err(|e| {
+                BackboneError::malformed(&file, format!("invalid safetensors: {e}"))
+            })?;
             for name in st.names() {
                 index.insert(name.to_string(), i);
             }
             files.push((file, mmap));
         }
-        Ok(Self { path: dir.to_path_buf(), files, index })
+        Ok(Self {
+            path: dir.to_path_buf(),
+            files,
+            index,
+        })
     }
 
     /// Names of all tensors.
@@ -180,21 +223,41 @@ impl WeightSource for SafetensorsWeights {
     }
 
     fn tensor(&self, name: &str) -> Result<HostTensor> {
-        let &i = self.index.get(name).ok_or_else(|| BackboneError::missing(&self.path, format!("tensor '{name}'")))?;
+        let &i = self
+            .index
+            .get(name)
+            .ok_or_else(|| BackboneError::missing(&self.path, format!("tensor '{name}'")))?;
         let (file, mmap) = &self.files[i];
         let st = SafeTensors::deserialize(mmap)
             .map_err(|e| BackboneError::malformed(file, format!("invalid safetensors: {e}")))?;
-        let view = st.tensor(name).map_err(|e| BackboneError::malformed(file, format!("tensor '{name}': {e}")))?;
+        let view = st
+            .tensor(name)
+            .map_err(|e| BackboneError::malformed(file, format!("tensor '{name}': {e}")))?;
         let bytes = view.data();
         let data: Vec<f32> = match view.dtype() {
-            Dtype::F32 => bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-            Dtype::F16 => bytes.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-            Dtype::BF16 => bytes.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            Dtype::F32 => bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+            Dtype::F16 => bytes
+                .chunks_exact(2)
+                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+            Dtype::BF16 => bytes
+                .chunks_exact(2)
+                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
             other => {
-                return Err(BackboneError::unsupported(file, format!("tensor '{name}' has dtype {other:?}")));
+                return Err(BackboneError::unsupported(
+                    file,
+                    format!("tensor '{name}' has dtype {other:?}"),
+                ));
             }
         };
-        Ok(HostTensor { data, shape: view.shape().to_vec() })
+        Ok(HostTensor {
+            data,
+            shape: view.shape().to_vec(),
+        })
     }
 }
 
@@ -208,13 +271,28 @@ mod tests {
         // Values exactly representable in all three formats.
         let values = [0.5f32, -1.25, 3.0, 0.0, -0.015625, 96.0];
         let f32_bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let f16_bytes: Vec<u8> = values.iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect();
-        let bf16_bytes: Vec<u8> = values.iter().flat_map(|v| half::bf16::from_f32(*v).to_le_bytes()).collect();
+        let f16_bytes: Vec<u8> = values
+            .iter()
+            .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+            .collect();
+        let bf16_bytes: Vec<u8> = values
+            .iter()
+            .flat_map(|v| half::bf16::from_f32(*v).to_le_bytes())
+            .collect();
         let dir = tempfile::tempdir().unwrap();
         let views = vec![
-            ("a".to_string(), TensorView::new(Dtype::F32, vec![2, 3], &f32_bytes).unwrap()),
-            ("b".to_string(), TensorView::new(Dtype::F16, vec![2, 3], &f16_bytes).unwrap()),
-            ("c".to_string(), TensorView::new(Dtype::BF16, vec![3, 2], &bf16_bytes).unwrap()),
+            (
+                "a".to_string(),
+                TensorView::new(Dtype::F32, vec![2, 3], &f32_bytes).unwrap(),
+            ),
+            (
+                "b".to_string(),
+                TensorView::new(Dtype::F16, vec![2, 3], &f16_bytes).unwrap(),
+            ),
+            (
+                "c".to_string(),
+                TensorView::new(Dtype::BF16, vec![3, 2], &bf16_bytes).unwrap(),
+            ),
         ];
         safetensors::serialize_to_file(views, None, &dir.path().join("model.safetensors")).unwrap();
         let w = SafetensorsWeights::open_folder(dir.path()).unwrap();
@@ -223,7 +301,10 @@ mod tests {
         }
         assert_eq!(w.tensor("c").unwrap().shape, [3, 2]);
         let err = w.tensor_with_shape("a", &[3, 2]).unwrap_err().to_string();
-        assert!(err.contains("tensor 'a' has shape [2, 3], expected [3, 2]"), "{err}");
+        assert!(
+            err.contains("tensor 'a' has shape [2, 3], expected [3, 2]"),
+            "{err}"
+        );
         let err = w.tensor("zz").unwrap_err().to_string();
         assert!(err.ends_with("missing tensor 'zz'"), "{err}");
     }

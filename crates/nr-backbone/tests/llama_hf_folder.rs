@@ -13,8 +13,8 @@ use common::{fixture, ids, model_path, rel_l2};
 use nr_backbone::gguf::{GgufFile, GgufTokenizer};
 use nr_backbone::llama::{GgufLlamaWeights, Llm, config_from_gguf};
 use nr_backbone::weights::WeightSource;
-use safetensors::tensor::TensorView;
 use safetensors::Dtype;
+use safetensors::tensor::TensorView;
 
 const LAYERS: usize = 2;
 
@@ -28,11 +28,21 @@ fn gguf_llm() -> &'static Llm {
 }
 
 fn hf_tensor_names() -> Vec<String> {
-    let mut names = vec!["model.embed_tokens.weight".to_string(), "model.norm.weight".to_string()];
+    let mut names = vec![
+        "model.embed_tokens.weight".to_string(),
+        "model.norm.weight".to_string(),
+    ];
     for i in 0..LAYERS {
         for m in [
-            "input_layernorm", "post_attention_layernorm", "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
-            "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj",
+            "input_layernorm",
+            "post_attention_layernorm",
+            "self_attn.q_proj",
+            "self_attn.k_proj",
+            "self_attn.v_proj",
+            "self_attn.o_proj",
+            "mlp.gate_proj",
+            "mlp.up_proj",
+            "mlp.down_proj",
         ] {
             names.push(format!("model.layers.{i}.{m}.weight"));
         }
@@ -43,10 +53,23 @@ fn hf_tensor_names() -> Vec<String> {
 fn write_safetensors(path: &Path, tensors: &[(String, Vec<usize>, Vec<f32>)]) {
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
         .iter()
-        .map(|(n, s, d)| (n.clone(), s.clone(), d.iter().flat_map(|x| x.to_le_bytes()).collect()))
+        .map(|(n, s, d)| {
+            (
+                n.clone(),
+                s.clone(),
+                d.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            )
+        })
         .collect();
-    let views: Vec<(String, TensorView)> =
-        bytes.iter().map(|(n, s, b)| (n.clone(), TensorView::new(Dtype::F32, s.clone(), b).unwrap())).collect();
+    let views: Vec<(String, TensorView)> = bytes
+        .iter()
+        .map(|(n, s, b)| {
+            (
+                n.clone(),
+                TensorView::new(Dtype::F32, s.clone(), b).unwrap(),
+            )
+        })
+        .collect();
     safetensors::serialize_to_file(views, None, path).unwrap();
 }
 
@@ -66,11 +89,17 @@ fn write_hf_folder(dir: &Path, omit: Option<&str>, config_patch: &[(&str, serde_
         }
         let t = weights.tensor(&name).unwrap();
         let shard = usize::from(name.starts_with("model.layers"));
-        weight_map.insert(name.clone(), format!("model-0000{}-of-00002.safetensors", shard + 1).into());
+        weight_map.insert(
+            name.clone(),
+            format!("model-0000{}-of-00002.safetensors", shard + 1).into(),
+        );
         shards[shard].push((name, t.shape, t.data));
     }
     for (i, shard) in shards.iter().enumerate() {
-        write_safetensors(&dir.join(format!("model-0000{}-of-00002.safetensors", i + 1)), shard);
+        write_safetensors(
+            &dir.join(format!("model-0000{}-of-00002.safetensors", i + 1)),
+            shard,
+        );
     }
     let index = serde_json::json!({ "metadata": {}, "weight_map": weight_map });
     std::fs::write(dir.join("model.safetensors.index.json"), index.to_string()).unwrap();
@@ -92,7 +121,9 @@ fn write_hf_folder(dir: &Path, omit: Option<&str>, config_patch: &[(&str, serde_
     }
     std::fs::write(dir.join("config.json"), hf_config.to_string()).unwrap();
     let tok = GgufTokenizer::from_gguf(&gguf).unwrap();
-    tok.tokenizer().save(dir.join("tokenizer.json"), false).unwrap();
+    tok.tokenizer()
+        .save(dir.join("tokenizer.json"), false)
+        .unwrap();
     let tok_config = serde_json::json!({
         "chat_template": gguf.chat_template().unwrap().unwrap(),
         "bos_token": "<|im_start|>",
@@ -127,11 +158,20 @@ fn hf_folder_and_gguf_give_the_same_prompts_and_hidden_states() {
     .data;
     for case in reference["cases"].as_array().unwrap() {
         let messages = case["messages"].as_array().unwrap();
-        assert_eq!(hf.render_chat(messages).unwrap(), case["prompt"].as_str().unwrap());
+        assert_eq!(
+            hf.render_chat(messages).unwrap(),
+            case["prompt"].as_str().unwrap()
+        );
         let prompt_ids = hf.chat_ids(messages).unwrap();
         assert_eq!(prompt_ids, ids(&case["input_ids"]));
-        let from_hf = hf.forward(std::slice::from_ref(&prompt_ids), &[0, 1, 2], false).unwrap().remove(0);
-        let from_gguf = gguf_llm().forward(&[prompt_ids], &[0, 1, 2], false).unwrap().remove(0);
+        let from_hf = hf
+            .forward(std::slice::from_ref(&prompt_ids), &[0, 1, 2], false)
+            .unwrap()
+            .remove(0);
+        let from_gguf = gguf_llm()
+            .forward(&[prompt_ids], &[0, 1, 2], false)
+            .unwrap()
+            .remove(0);
         for layer in [0, 1] {
             let err = rel_l2(&from_hf.hidden[&layer].data, &from_gguf.hidden[&layer].data);
             assert!(err < 1e-6, "layer {layer}: rel L2 {err:.2e}");
@@ -141,8 +181,13 @@ fn hf_folder_and_gguf_give_the_same_prompts_and_hidden_states() {
         let mut normed = Vec::with_capacity(raw.data.len());
         for t in 0..raw.len {
             let x = raw.token(t);
-            let rms = (x.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / x.len() as f64 + 1e-5).sqrt();
-            normed.extend(x.iter().zip(&norm_weight).map(|(v, w)| (*v as f64 / rms) as f32 * w));
+            let rms =
+                (x.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / x.len() as f64 + 1e-5).sqrt();
+            normed.extend(
+                x.iter()
+                    .zip(&norm_weight)
+                    .map(|(v, w)| (*v as f64 / rms) as f32 * w),
+            );
         }
         let err = rel_l2(&from_hf.hidden[&2].data, &normed);
         assert!(err < 1e-5, "final norm: rel L2 {err:.2e}");
@@ -171,29 +216,56 @@ fn malformed_hf_folders_give_one_line_errors_naming_file_and_key() {
 
     let d = copy(&["config.json"]);
     let mut cfg: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(good_folder().join("config.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(good_folder().join("config.json")).unwrap())
+            .unwrap();
     cfg["architectures"] = serde_json::json!(["GPTNeoXForCausalLM"]);
     std::fs::write(d.path().join("config.json"), cfg.to_string()).unwrap();
-    cases.insert("unknown architecture", (d, vec!["config.json", "GPTNeoXForCausalLM"]));
+    cases.insert(
+        "unknown architecture",
+        (d, vec!["config.json", "GPTNeoXForCausalLM"]),
+    );
 
     let d = copy(&["config.json"]);
     cfg["architectures"] = serde_json::json!(["LlamaForCausalLM"]);
     cfg["intermediate_size"] = serde_json::json!(1024);
     std::fs::write(d.path().join("config.json"), cfg.to_string()).unwrap();
-    cases.insert("shape mismatch", (d, vec!["model.layers.0.mlp.gate_proj.weight", "[1536, 576]", "[1024, 576]"]));
+    cases.insert(
+        "shape mismatch",
+        (
+            d,
+            vec![
+                "model.layers.0.mlp.gate_proj.weight",
+                "[1536, 576]",
+                "[1024, 576]",
+            ],
+        ),
+    );
 
     let d = copy(&["tokenizer.json"]);
     cases.insert("missing tokenizer", (d, vec!["tokenizer.json"]));
 
     let d = copy(&["model-00002-of-00002.safetensors"]);
-    std::fs::write(d.path().join("model-00002-of-00002.safetensors"), b"\x10\x00\x00\x00\x00\x00\x00\x00{not json").unwrap();
-    cases.insert("corrupt shard", (d, vec!["model-00002-of-00002.safetensors", "invalid safetensors"]));
+    std::fs::write(
+        d.path().join("model-00002-of-00002.safetensors"),
+        b"\x10\x00\x00\x00\x00\x00\x00\x00{not json",
+    )
+    .unwrap();
+    cases.insert(
+        "corrupt shard",
+        (
+            d,
+            vec!["model-00002-of-00002.safetensors", "invalid safetensors"],
+        ),
+    );
 
     for (what, (dir, needles)) in &cases {
         let msg = load_error(dir.path());
         assert!(!msg.contains('\n'), "{what}: multi-line error: {msg}");
         for needle in needles {
-            assert!(msg.contains(needle), "{what}: error '{msg}' does not name '{needle}'");
+            assert!(
+                msg.contains(needle),
+                "{what}: error '{msg}' does not name '{needle}'"
+            );
         }
     }
 
@@ -201,5 +273,8 @@ fn malformed_hf_folders_give_one_line_errors_naming_file_and_key() {
     let dir = tempfile::tempdir().unwrap();
     write_hf_folder(dir.path(), Some("model.layers.1.mlp.up_proj.weight"), &[]);
     let msg = load_error(dir.path());
-    assert!(msg.contains("missing tensor 'model.layers.1.mlp.up_proj.weight'"), "{msg}");
+    assert!(
+        msg.contains("missing tensor 'model.layers.1.mlp.up_proj.weight'"),
+        "{msg}"
+    );
 }

@@ -12,7 +12,6 @@ use std::path::Path;
 use burn::tensor::Device;
 use nr_backbone::teacher::TeacherEncoder;
 
-
 /// A temp folder with links to the real model's files, except those in `leave_out`.
 fn folder_without(leave_out: &[&str]) -> tempfile::TempDir {
     let src = model_dir();

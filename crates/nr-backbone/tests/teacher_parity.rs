@@ -12,8 +12,6 @@ use std::path::Path;
 use burn::tensor::Device;
 use nr_backbone::teacher::TeacherEncoder;
 
-
-
 fn load(dir: &Path) -> TeacherEncoder {
     TeacherEncoder::load(dir, &Device::default())
         .unwrap_or_else(|e| panic!("loading the teacher: {e}"))

@@ -15,7 +15,6 @@ use nr_backbone::teacher::{
     PaddedBatch, Pooling, TeacherConfig, TeacherEncoder, gelu_exact, l2_normalize, length_buckets,
 };
 
-
 fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data().try_to_vec().expect("f32 data")
 }

@@ -13,7 +13,6 @@ use nr_backbone::teacher::TeacherEncoder;
 use nr_backbone::weights::{SafetensorsWeights, WeightSource};
 use safetensors::{Dtype, tensor::TensorView};
 
-
 /// A copy of MiniLM's folder whose weights are stored as `dtype` under `prefix` + the HF name
 /// (the other files are symlinked).
 fn converted_folder(dtype: Dtype, prefix: &str) -> tempfile::TempDir {

@@ -25,10 +25,14 @@ pub use corpus::{
     AnswerCorpus, AnswerSources, MIN_ANSWER_CHARS, answer_passage_id, normalize_whitespace,
 };
 pub use error::{DataError, Result};
-pub use qrecc::{QreccTurn, parse_qrecc_turns, read_qrecc_turns, source_by_turn_id, write_qrecc_turns};
+pub use qrecc::{
+    QreccTurn, parse_qrecc_turns, read_qrecc_turns, source_by_turn_id, write_qrecc_turns,
+};
 pub use qrels::{Judgment, Qrels, QueryQrels};
 pub use run::{QueryRun, Run, ScoredDoc};
-pub use standalone::{CORPUS_SENTENCE_WORDS, corpus_sentence_turns, first_sentence, standalone_rewrite_turns};
+pub use standalone::{
+    CORPUS_SENTENCE_WORDS, corpus_sentence_turns, first_sentence, standalone_rewrite_turns,
+};
 
 /// The README examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -40,7 +40,11 @@ pub fn standalone_rewrite_turns(turns: &[QreccTurn], first_conversation_no: u32)
             continue;
         }
         let no = first_conversation_no + out.len() as u32;
-        out.push(standalone_turn(rewrite, no, format!("{}-standalone", turn.conversation_source)));
+        out.push(standalone_turn(
+            rewrite,
+            no,
+            format!("{}-standalone", turn.conversation_source),
+        ));
     }
     out
 }
@@ -60,9 +64,17 @@ pub fn first_sentence(text: &str) -> String {
 /// ids, a fixed pseudo-random order that does not depend on the rest of the collection; passages
 /// whose ids are in `exclude` (the gold passages of evaluation turns) are skipped, as are sentences
 /// outside [`CORPUS_SENTENCE_WORDS`] and repeated ones.
-pub fn corpus_sentence_turns(passages: &[Passage], exclude: &HashSet<&str>, n: usize, first_conversation_no: u32) -> Vec<QreccTurn> {
-    let mut order: Vec<([u8; 20], &Passage)> =
-        passages.iter().filter(|p| !exclude.contains(p.id.as_str())).map(|p| (Sha1::digest(p.id.as_bytes()).into(), p)).collect();
+pub fn corpus_sentence_turns(
+    passages: &[Passage],
+    exclude: &HashSet<&str>,
+    n: usize,
+    first_conversation_no: u32,
+) -> Vec<QreccTurn> {
+    let mut order: Vec<([u8; 20], &Passage)> = passages
+        .iter()
+        .filter(|p| !exclude.contains(p.id.as_str()))
+        .map(|p| (Sha1::digest(p.id.as_bytes()).into(), p))
+        .collect();
     order.sort_unstable_by_key(|(hash, _)| *hash);
     let mut seen = HashSet::new();
     let mut out = Vec::new();
@@ -71,11 +83,17 @@ pub fn corpus_sentence_turns(passages: &[Passage], exclude: &HashSet<&str>, n: u
             break;
         }
         let sentence = first_sentence(&passage.contents);
-        if !CORPUS_SENTENCE_WORDS.contains(&sentence.split(' ').count()) || !seen.insert(sentence.clone()) {
+        if !CORPUS_SENTENCE_WORDS.contains(&sentence.split(' ').count())
+            || !seen.insert(sentence.clone())
+        {
             continue;
         }
         let no = first_conversation_no + out.len() as u32;
-        out.push(standalone_turn(&sentence, no, "corpus-sentence".to_string()));
+        out.push(standalone_turn(
+            &sentence,
+            no,
+            "corpus-sentence".to_string(),
+        ));
     }
     out
 }
@@ -84,7 +102,13 @@ pub fn corpus_sentence_turns(passages: &[Passage], exclude: &HashSet<&str>, n: u
 mod tests {
     use super::*;
 
-    fn turn(conversation_no: u32, turn_no: u32, context: &[&str], question: &str, rewrite: &str) -> QreccTurn {
+    fn turn(
+        conversation_no: u32,
+        turn_no: u32,
+        context: &[&str],
+        question: &str,
+        rewrite: &str,
+    ) -> QreccTurn {
         QreccTurn {
             context: context.iter().map(|s| s.to_string()).collect(),
             question: question.into(),
@@ -101,28 +125,55 @@ mod tests {
     fn rewrites_of_turns_with_history_become_one_turn_conversations_once_each() {
         let turns = [
             turn(1, 1, &[], "who wrote dune?", "who wrote dune?"),
-            turn(1, 2, &["who wrote dune?", "Frank Herbert."], "when?", " When was Dune written? "),
-            turn(2, 2, &["q", "a"], "when was it written?", "When was Dune written?"),
+            turn(
+                1,
+                2,
+                &["who wrote dune?", "Frank Herbert."],
+                "when?",
+                " When was Dune written? ",
+            ),
+            turn(
+                2,
+                2,
+                &["q", "a"],
+                "when was it written?",
+                "When was Dune written?",
+            ),
             turn(2, 3, &["q", "a", "q2", "a2"], "and him?", ""),
-            turn(3, 2, &["q", "a"], "his sons?", "Did Frank Herbert have sons?"),
+            turn(
+                3,
+                2,
+                &["q", "a"],
+                "his sons?",
+                "Did Frank Herbert have sons?",
+            ),
         ];
         let out = standalone_rewrite_turns(&turns, 500);
         assert_eq!(out.len(), 2);
         assert_eq!(out[0].question, "When was Dune written?");
         assert_eq!(out[0].rewrite, out[0].question);
         assert!(out[0].context.is_empty() && out[0].answer.is_empty());
-        assert_eq!((out[0].id(), out[1].id()), ("500_1".to_string(), "501_1".to_string()));
+        assert_eq!(
+            (out[0].id(), out[1].id()),
+            ("500_1".to_string(), "501_1".to_string())
+        );
         assert_eq!(out[1].question, "Did Frank Herbert have sons?");
         assert_eq!(out[1].conversation_source, "quac-standalone");
     }
 
     fn passage(id: &str, contents: &str) -> Passage {
-        Passage { id: id.into(), contents: contents.into() }
+        Passage {
+            id: id.into(),
+            contents: contents.into(),
+        }
     }
 
     #[test]
     fn first_sentences_end_at_the_sentence_boundary() {
-        assert_eq!(first_sentence("Dune is a 1965 novel.  It won the Hugo Award."), "Dune is a 1965 novel.");
+        assert_eq!(
+            first_sentence("Dune is a 1965 novel.  It won the Hugo Award."),
+            "Dune is a 1965 novel."
+        );
         assert_eq!(first_sentence("Is it long?\nYes, very."), "Is it long?");
         assert_eq!(first_sentence("no   ending at all"), "no ending at all");
     }
@@ -132,19 +183,43 @@ mod tests {
         let long = "Frank Herbert wrote the novel Dune in nineteen sixty five.";
         let passages = [
             passage("p1", long),
-            passage("p2", "Too short. Then a much longer second sentence follows here."),
-            passage("p3", "The Hugo Award is given every year for science fiction works."),
+            passage(
+                "p2",
+                "Too short. Then a much longer second sentence follows here.",
+            ),
+            passage(
+                "p3",
+                "The Hugo Award is given every year for science fiction works.",
+            ),
             passage("p4", long),
-            passage("gold", "Arrakis is the desert planet where the whole story takes place."),
+            passage(
+                "gold",
+                "Arrakis is the desert planet where the whole story takes place.",
+            ),
         ];
         let exclude: HashSet<&str> = ["gold"].into();
         let out = corpus_sentence_turns(&passages, &exclude, 10, 7);
         // Kept: p1's and p3's sentences once each (p4 repeats p1, p2's first sentence has 2 words,
         // "gold" is excluded), in the order of SHA-1(id): p1 = b78f5766..., p3 = e4fbe62d...
         let texts: Vec<&str> = out.iter().map(|t| t.question.as_str()).collect();
-        assert_eq!(texts, vec![long, "The Hugo Award is given every year for science fiction works."]);
-        assert!(out.iter().all(|t| t.rewrite == t.question && t.context.is_empty() && t.conversation_source == "corpus-sentence"));
-        assert_eq!((out[0].id(), out[1].id()), ("7_1".to_string(), "8_1".to_string()));
-        assert_eq!(corpus_sentence_turns(&passages, &exclude, 1, 7).len(), 1, "at most n");
+        assert_eq!(
+            texts,
+            vec![
+                long,
+                "The Hugo Award is given every year for science fiction works."
+            ]
+        );
+        assert!(out.iter().all(|t| t.rewrite == t.question
+            && t.context.is_empty()
+            && t.conversation_source == "corpus-sentence"));
+        assert_eq!(
+            (out[0].id(), out[1].id()),
+            ("7_1".to_string(), "8_1".to_string())
+        );
+        assert_eq!(
+            corpus_sentence_turns(&passages, &exclude, 1, 7).len(),
+            1,
+            "at most n"
+        );
     }
 }

@@ -29,8 +29,15 @@ const EXAMPLES: usize = 1024;
 
 /// `EXAMPLES` turns of `tokens` token states of `layers` layers each.
 fn inputs(rng: &mut StdRng, layers: usize, tokens: usize) -> HeadInputs {
-    let data = (0..EXAMPLES * tokens * layers * HIDDEN).map(|_| rng.random_range(-1.0f32..1.0)).collect();
-    HeadInputs { layers, dim: HIDDEN, offsets: (0..=EXAMPLES).map(|i| i * tokens).collect(), data }
+    let data = (0..EXAMPLES * tokens * layers * HIDDEN)
+        .map(|_| rng.random_range(-1.0f32..1.0))
+        .collect();
+    HeadInputs {
+        layers,
+        dim: HIDDEN,
+        offsets: (0..=EXAMPLES).map(|i| i * tokens).collect(),
+        data,
+    }
 }
 
 /// Targets as the pipeline builds them: a teacher query vector, a gold passage for 9 turns in 10,
@@ -39,29 +46,47 @@ fn targets(rng: &mut StdRng, top_k: usize) -> TrainTargets {
     let mut positive = Vec::new();
     let mut candidates = Vec::new();
     for i in 0..EXAMPLES {
-        let mut list: Vec<(usize, f32)> =
-            (0..top_k).map(|r| (rng.random_range(0..PASSAGES), 0.9 - 0.01 * r as f32)).collect();
+        let mut list: Vec<(usize, f32)> = (0..top_k)
+            .map(|r| (rng.random_range(0..PASSAGES), 0.9 - 0.01 * r as f32))
+            .collect();
         let gold = (i % 10 != 0).then(|| list[rng.random_range(0..top_k)].0);
         list.dedup_by_key(|c| c.0);
         positive.push(gold);
         candidates.push(list);
     }
-    TrainTargets { teacher_query: unit_rows(rng, EXAMPLES, TEACHER), dim: TEACHER, positive, candidates }
+    TrainTargets {
+        teacher_query: unit_rows(rng, EXAMPLES, TEACHER),
+        dim: TEACHER,
+        positive,
+        candidates,
+    }
 }
 
 fn main() {
     let repeats = common::env_usize("NR_BENCH_REPEATS", 3);
     let training = TrainingSpec::default();
     let losses = LossSpec::default();
-    assert_eq!(losses.use_terms.len(), 3, "the benchmark trains with all three losses");
+    assert_eq!(
+        losses.use_terms.len(),
+        3,
+        "the benchmark trains with all three losses"
+    );
     let device = Device::default().autodiff();
     let mut rng = StdRng::seed_from_u64(7);
-    let passages = Vectors { ids: (0..PASSAGES).map(|i| i.to_string()).collect(), dim: TEACHER, data: unit_rows(&mut rng, PASSAGES, TEACHER) };
+    let passages = Vectors {
+        ids: (0..PASSAGES).map(|i| i.to_string()).collect(),
+        dim: TEACHER,
+        data: unit_rows(&mut rng, PASSAGES, TEACHER),
+    };
     let y = targets(&mut rng, losses.top_k);
     let pooled = inputs(&mut rng, 2, 1);
     let tokens = inputs(&mut rng, 1, 128);
     let mut rows = Vec::new();
-    for (kind, x) in [(HeadKind::Linear, &pooled), (HeadKind::Mlp, &pooled), (HeadKind::Mapper, &tokens)] {
+    for (kind, x) in [
+        (HeadKind::Linear, &pooled),
+        (HeadKind::Mlp, &pooled),
+        (HeadKind::Mapper, &tokens),
+    ] {
         let mut config = HeadConfig::new(kind, HIDDEN, TEACHER);
         config.layers = x.layers;
         let mut head = config.init(&device).unwrap();
@@ -72,7 +97,19 @@ fn main() {
         let order: Vec<usize> = (0..EXAMPLES).collect();
         let mut epoch = |mut head: Head| {
             for batch in order.chunks(training.batch_size) {
-                head = train_step(head, &mut optim, training.lr, x, &y, &passages, batch, &losses, &device).unwrap().0;
+                head = train_step(
+                    head,
+                    &mut optim,
+                    training.lr,
+                    x,
+                    &y,
+                    &passages,
+                    batch,
+                    &losses,
+                    &device,
+                )
+                .unwrap()
+                .0;
             }
             head
         };
@@ -83,7 +120,11 @@ fn main() {
             head = epoch(head);
             runs.push(EXAMPLES as f64 / start.elapsed().as_secs_f64());
         }
-        rows.push(Row::new(format!("{kind:?} head, batch {}", training.batch_size).to_lowercase(), "examples/s", runs));
+        rows.push(Row::new(
+            format!("{kind:?} head, batch {}", training.batch_size).to_lowercase(),
+            "examples/s",
+            runs,
+        ));
     }
     BenchFile {
         bench: "head_train".into(),

@@ -18,11 +18,22 @@ const TARGET_TOKENS: usize = 128;
 /// Eight conversation prompts of 112-144 tokens from the QReCC test split.
 fn prompts(llm: &Llm) -> Vec<Vec<u32>> {
     let turns = nr_data::read_qrecc_turns(qrecc("qrecc_test.json")).unwrap();
-    let candidates: Vec<_> = turns.into_iter().filter(|t| !t.context.is_empty()).take(400).collect();
+    let candidates: Vec<_> = turns
+        .into_iter()
+        .filter(|t| !t.context.is_empty())
+        .take(400)
+        .collect();
     let all = conversation_prompts(llm, &candidates, None, 512).unwrap();
-    let picked: Vec<Vec<u32>> =
-        all.into_iter().filter(|p| (TARGET_TOKENS - 16..=TARGET_TOKENS + 16).contains(&p.len())).take(8).collect();
-    assert_eq!(picked.len(), 8, "not enough ~{TARGET_TOKENS}-token prompts in the test split");
+    let picked: Vec<Vec<u32>> = all
+        .into_iter()
+        .filter(|p| (TARGET_TOKENS - 16..=TARGET_TOKENS + 16).contains(&p.len()))
+        .take(8)
+        .collect();
+    assert_eq!(
+        picked.len(),
+        8,
+        "not enough ~{TARGET_TOKENS}-token prompts in the test split"
+    );
     picked
 }
 
@@ -35,7 +46,10 @@ fn main() {
     let all = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut rows = Vec::new();
     for threads in [1, all] {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
         for batch in [8, 1] {
             let runs = pool.install(|| {
                 llm.forward(&prompts[..batch], &layers, false).unwrap(); // warm-up
@@ -50,12 +64,20 @@ fn main() {
                     })
                     .collect()
             });
-            rows.push(Row::new(format!("threads={threads} batch={batch}"), "tokens/s", runs));
+            rows.push(Row::new(
+                format!("threads={threads} batch={batch}"),
+                "tokens/s",
+                runs,
+            ));
         }
     }
     let lens: Vec<usize> = prompts.iter().map(Vec::len).collect();
     let prompts_path = common::root().join("results/bench/prefill-prompts.json");
-    write_atomic(&prompts_path, serde_json::to_string(&prompts).unwrap().as_bytes()).unwrap();
+    write_atomic(
+        &prompts_path,
+        serde_json::to_string(&prompts).unwrap().as_bytes(),
+    )
+    .unwrap();
     BenchFile {
         bench: "prefill".into(),
         stack: format!("nr-backbone, burn flex (f32), SmolLM2-135M-Instruct GGUF Q4_1 de-quantised, {repeats} runs"),

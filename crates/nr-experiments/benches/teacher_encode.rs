@@ -21,7 +21,10 @@ fn read_passages(n: usize) -> Vec<String> {
         .take(n)
         .map(|line| {
             let value: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
-            value["contents"].as_str().expect("'contents' string").to_string()
+            value["contents"]
+                .as_str()
+                .expect("'contents' string")
+                .to_string()
         })
         .collect()
 }
@@ -37,19 +40,38 @@ fn main() {
     let all = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut rows = Vec::new();
     for threads in [all, 1] {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
         let runs = pool.install(|| {
-            teacher.encode_many(&texts[..2 * batch], batch, false).unwrap(); // warm-up
+            teacher
+                .encode_many(&texts[..2 * batch], batch, false)
+                .unwrap(); // warm-up
             (0..repeats)
-                .map(|_| n as f64 / seconds(|| assert_eq!(teacher.encode_many(&texts, batch, false).unwrap().len(), n)))
+                .map(|_| {
+                    n as f64
+                        / seconds(|| {
+                            assert_eq!(teacher.encode_many(&texts, batch, false).unwrap().len(), n)
+                        })
+                })
                 .collect()
         });
-        rows.push(Row::new(format!("threads={threads} batch={batch}"), "passages/s", runs));
+        rows.push(Row::new(
+            format!("threads={threads} batch={batch}"),
+            "passages/s",
+            runs,
+        ));
     }
     BenchFile {
         bench: "teacher_encode".into(),
-        stack: format!("nr-backbone teacher, burn flex (f32), all-MiniLM-L6-v2 safetensors, {repeats} runs"),
-        workload: format!("first {n} QReCC passages ({:.1} tokens each on average), batch {batch}, length-sorted", tokens as f64 / n as f64),
+        stack: format!(
+            "nr-backbone teacher, burn flex (f32), all-MiniLM-L6-v2 safetensors, {repeats} runs"
+        ),
+        workload: format!(
+            "first {n} QReCC passages ({:.1} tokens each on average), batch {batch}, length-sorted",
+            tokens as f64 / n as f64
+        ),
         rows,
         ratios: vec![],
         target_vs_reference: Some(1.5),

@@ -15,7 +15,9 @@ use nr_head::{Head, LexicalMix, Lexicon, lexicon_path};
 use serde::Serialize;
 
 use crate::manifest::{BackboneSpec, HiddenSource, Manifest};
-use crate::pipeline::llm_features::{context_features, first_line, lexical_input, query_token_features, question_prompt};
+use crate::pipeline::llm_features::{
+    context_features, first_line, lexical_input, query_token_features, question_prompt,
+};
 use crate::pipeline::teacher_side::Teacher;
 use crate::train::examples::Vectors;
 use crate::train::head_meta_for;
@@ -105,11 +107,14 @@ fn ms_since(start: Instant) -> f64 {
     start.elapsed().as_secs_f64() * 1e3
 }
 
-
 impl Agent {
     /// Loads the head with the models and settings of its run, and indexes the corpus (cached).
     pub fn load(options: AgentOptions, device: Device) -> Result<Self> {
-        let run_dir = options.head.parent().map(Path::to_path_buf).unwrap_or_default();
+        let run_dir = options
+            .head
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
         let manifest_path = run_dir.join("manifest.resolved.toml");
         ensure!(
             manifest_path.is_file(),
@@ -117,16 +122,35 @@ impl Agent {
             manifest_path.display()
         );
         let manifest = Manifest::load(&manifest_path, &[])?;
-        let llm_path = options.llm.clone().unwrap_or(manifest.backbone.path.clone());
-        let teacher_path = options.teacher.clone().unwrap_or(manifest.teacher.path.clone());
+        let llm_path = options
+            .llm
+            .clone()
+            .unwrap_or(manifest.backbone.path.clone());
+        let teacher_path = options
+            .teacher
+            .clone()
+            .unwrap_or(manifest.teacher.path.clone());
         let llm = Llm::load(&llm_path, &device)?;
         let encoder = TeacherEncoder::load(&teacher_path, &device)?;
         let layers = manifest.backbone.resolve_layers(llm.num_layers())?;
-        let expected =
-            head_meta_for(&manifest.backbone, &llm_path, llm.hidden_size(), &layers, &teacher_path, encoder.dim());
+        let expected = head_meta_for(
+            &manifest.backbone,
+            &llm_path,
+            llm.hidden_size(),
+            &layers,
+            &teacher_path,
+            encoder.dim(),
+        );
         let head = Head::load(&options.head, &expected, &device)?;
-        let lexicon = if lexicon_path(&options.head).is_file() { Some(Lexicon::load(&options.head, &expected)?) } else { None };
-        let standardizer = read_standardizer(&run_dir.join("head.standardize.json"), layers.len() * llm.hidden_size())?;
+        let lexicon = if lexicon_path(&options.head).is_file() {
+            Some(Lexicon::load(&options.head, &expected)?)
+        } else {
+            None
+        };
+        let standardizer = read_standardizer(
+            &run_dir.join("head.standardize.json"),
+            layers.len() * llm.hidden_size(),
+        )?;
 
         let teacher = Teacher {
             weights_hash: crate::pipeline::model_hash(&teacher_path)?,
@@ -136,7 +160,11 @@ impl Agent {
         let passages = PassageReader::open(&options.corpus)?
             .collect::<Result<Vec<_>, _>>()
             .with_context(|| options.corpus.display().to_string())?;
-        ensure!(!passages.is_empty(), "{}: the collection holds no passages", options.corpus.display());
+        ensure!(
+            !passages.is_empty(),
+            "{}: the collection holds no passages",
+            options.corpus.display()
+        );
         let cache = TensorCache::new(options.cache.as_ref().unwrap_or(&manifest.cache));
         let index = teacher.passage_index(&passages, &cache, false)?;
         Ok(Self {
@@ -167,10 +195,16 @@ impl Agent {
 
     /// One user turn: retrieve, then answer (or take `recorded_answer` as the assistant's reply,
     /// to replay a logged conversation).
-    pub fn turn(&mut self, question: &str, recorded_answer: Option<&str>) -> Result<(TurnResult, Vec<usize>)> {
+    pub fn turn(
+        &mut self,
+        question: &str,
+        recorded_answer: Option<&str>,
+    ) -> Result<(TurnResult, Vec<usize>)> {
         let mut timings = TurnTimings::default();
         let (query_vector, query) = match (self.options.mode, self.backbone.source) {
-            (QueryMode::Native, HiddenSource::Context) => (self.native_context(question, &mut timings)?, None),
+            (QueryMode::Native, HiddenSource::Context) => {
+                (self.native_context(question, &mut timings)?, None)
+            }
             (QueryMode::Native, HiddenSource::QueryTokens) => {
                 let prompt = self.prompt(question, Some(&self.backbone.rewrite_instruction))?;
                 let q = self.generate_query(&prompt, &mut timings)?;
@@ -187,8 +221,13 @@ impl Agent {
             }
         };
         let start = Instant::now();
-        let hits = nr_eval::search::exact_search(&query_vector, &self.index.data, self.index.dim, self.options.top_k)?
-            .remove(0);
+        let hits = nr_eval::search::exact_search(
+            &query_vector,
+            &self.index.data,
+            self.index.dim,
+            self.options.top_k,
+        )?
+        .remove(0);
         timings.search_ms = ms_since(start);
         let shown: Vec<usize> = hits.iter().map(|&(i, _)| i).collect();
         let answer = match recorded_answer {
@@ -203,19 +242,42 @@ impl Agent {
         };
         self.history.push(question.to_string());
         self.history.push(answer.clone());
-        let retrieved = hits.iter().map(|&(i, s)| Hit { id: self.passages[i].id.clone(), score: s }).collect();
-        let result = TurnResult { turn: self.history.len() / 2, question: question.to_string(), query, retrieved, answer, timings };
+        let retrieved = hits
+            .iter()
+            .map(|&(i, s)| Hit {
+                id: self.passages[i].id.clone(),
+                score: s,
+            })
+            .collect();
+        let result = TurnResult {
+            turn: self.history.len() / 2,
+            question: question.to_string(),
+            query,
+            retrieved,
+            answer,
+            timings,
+        };
         Ok((result, shown))
     }
 
     /// The conversation as a prompt: `system` first, the oldest turns dropped to fit the budget.
     fn prompt(&self, question: &str, system: Option<&str>) -> Result<Vec<u32>> {
         let count = |m: &[ChatMessage]| self.llm.chat_ids(m).map_or(usize::MAX, |ids| ids.len());
-        let fitted = fit_conversation(&self.history, question, system, self.backbone.max_prompt_tokens, &count);
+        let fitted = fit_conversation(
+            &self.history,
+            question,
+            system,
+            self.backbone.max_prompt_tokens,
+            &count,
+        );
         Ok(self.llm.chat_ids(&fitted.messages)?)
     }
 
-    fn head_vector(&self, mut x: crate::train::examples::HeadInputs, timings: &mut TurnTimings) -> Result<Vec<f32>> {
+    fn head_vector(
+        &self,
+        mut x: crate::train::examples::HeadInputs,
+        timings: &mut TurnTimings,
+    ) -> Result<Vec<f32>> {
         let start = Instant::now();
         self.standardizer.apply(&mut x);
         let v = encode(&self.head, &x, &self.device)?;
@@ -227,9 +289,25 @@ impl Agent {
         let b = &self.backbone;
         let system = b.system_prompt.as_deref();
         let count = |m: &[ChatMessage]| self.llm.chat_ids(m).map_or(usize::MAX, |ids| ids.len());
-        let (prompt, q) = question_prompt(&self.llm, &self.history, question, system, b.max_prompt_tokens, &count)?;
+        let (prompt, q) = question_prompt(
+            &self.llm,
+            &self.history,
+            question,
+            system,
+            b.max_prompt_tokens,
+            &count,
+        )?;
         let start = Instant::now();
-        let x = context_features(&self.llm, &[prompt], &self.layers, b.pool, b.pool_k, Some(&[q]), 1, false)?;
+        let x = context_features(
+            &self.llm,
+            &[prompt],
+            &self.layers,
+            b.pool,
+            b.pool_k,
+            Some(&[q]),
+            1,
+            false,
+        )?;
         timings.prefill_ms = ms_since(start);
         let dense = self.head_vector(x, timings)?;
         self.with_lexicon(question, dense, timings)
@@ -237,28 +315,58 @@ impl Agent {
 
     /// The dense head's vector mixed with the lexicon's vector of the conversation, when the head
     /// has a lexicon (as the pipeline does on the test split).
-    fn with_lexicon(&self, question: &str, dense: Vec<f32>, timings: &mut TurnTimings) -> Result<Vec<f32>> {
-        let Some((lexicon, how)) = &self.lexicon else { return Ok(dense) };
+    fn with_lexicon(
+        &self,
+        question: &str,
+        dense: Vec<f32>,
+        timings: &mut TurnTimings,
+    ) -> Result<Vec<f32>> {
+        let Some((lexicon, how)) = &self.lexicon else {
+            return Ok(dense);
+        };
         let b = &self.backbone;
         let count = |m: &[ChatMessage]| self.llm.chat_ids(m).map_or(usize::MAX, |ids| ids.len());
         let start = Instant::now();
-        let input = lexical_input(&self.llm, &self.history, question, b.system_prompt.as_deref(), b.max_prompt_tokens, &count)?;
+        let input = lexical_input(
+            &self.llm,
+            &self.history,
+            question,
+            b.system_prompt.as_deref(),
+            b.max_prompt_tokens,
+            &count,
+        )?;
         let v = native_vectors(lexicon, &[input], Some(&dense), how)?;
         timings.head_ms += ms_since(start);
         Ok(v)
     }
 
     /// The head on the query's tokens read after the rewrite `prompt`.
-    fn native_query_tokens(&self, prompt: Vec<u32>, query: &str, timings: &mut TurnTimings) -> Result<Vec<f32>> {
+    fn native_query_tokens(
+        &self,
+        prompt: Vec<u32>,
+        query: &str,
+        timings: &mut TurnTimings,
+    ) -> Result<Vec<f32>> {
         let start = Instant::now();
-        let x = query_token_features(&self.llm, &[prompt], &[query.to_string()], &self.layers, self.backbone.pool, 1, false)?;
+        let x = query_token_features(
+            &self.llm,
+            &[prompt],
+            &[query.to_string()],
+            &self.layers,
+            self.backbone.pool,
+            1,
+            false,
+        )?;
         timings.prefill_ms += ms_since(start);
         self.head_vector(x, timings)
     }
 
     /// The LLM's standalone query for the rewrite `prompt` (greedy, first line).
     fn generate_query(&self, prompt: &[u32], timings: &mut TurnTimings) -> Result<String> {
-        let opts = GenerateOptions { max_new_tokens: self.backbone.max_new_tokens, ..Default::default() };
+        let opts = GenerateOptions {
+            max_new_tokens: self.backbone.max_new_tokens,
+            ..Default::default()
+        };
         let start = Instant::now();
         let g = self.llm.generate(&[prompt.to_vec()], &opts)?.remove(0);
         timings.generation_ms = ms_since(start);
@@ -270,22 +378,41 @@ impl Agent {
         let mut system = String::from(
             "You are a helpful assistant. Answer the user's last question briefly, using the passages below when they help.\n",
         );
-        for (rank, &i) in retrieved.iter().take(self.options.answer_passages).enumerate() {
+        for (rank, &i) in retrieved
+            .iter()
+            .take(self.options.answer_passages)
+            .enumerate()
+        {
             let text: String = self.passages[i].contents.chars().take(600).collect();
             system.push_str(&format!("\n[{}] {}\n", rank + 1, text));
         }
         let prompt = self.prompt(question, Some(&system))?;
-        let opts = GenerateOptions { max_new_tokens: self.options.max_answer_tokens, ..Default::default() };
-        Ok(self.llm.generate(&[prompt], &opts)?.remove(0).text.trim().to_string())
+        let opts = GenerateOptions {
+            max_new_tokens: self.options.max_answer_tokens,
+            ..Default::default()
+        };
+        Ok(self
+            .llm
+            .generate(&[prompt], &opts)?
+            .remove(0)
+            .text
+            .trim()
+            .to_string())
     }
 }
 
 /// The input statistics saved beside a head, checked against the width the head reads.
 fn read_standardizer(path: &Path, width: usize) -> Result<Standardizer> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    let s: Standardizer = serde_json::from_str(&text).with_context(|| format!("{}: invalid JSON", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    let s: Standardizer =
+        serde_json::from_str(&text).with_context(|| format!("{}: invalid JSON", path.display()))?;
     if s.mean.len() != width || s.std.len() != width {
-        bail!("{}: mean/std have {} values but the head reads {width} (layers x hidden size)", path.display(), s.mean.len());
+        bail!(
+            "{}: mean/std have {} values but the head reads {width} (layers x hidden size)",
+            path.display(),
+            s.mean.len()
+        );
     }
     Ok(s)
 }

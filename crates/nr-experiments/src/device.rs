@@ -14,7 +14,11 @@ pub fn parse_device(name: Option<&str>) -> Result<Device> {
         None => std::env::var("NR_DEVICE").unwrap_or_else(|_| default_name().to_string()),
     };
     let (kind, index) = match name.split_once(':') {
-        Some((k, i)) => (k, i.parse::<usize>().map_err(|_| anyhow::anyhow!("--device {name}: bad index '{i}'"))?),
+        Some((k, i)) => (
+            k,
+            i.parse::<usize>()
+                .map_err(|_| anyhow::anyhow!("--device {name}: bad index '{i}'"))?,
+        ),
         None => (name.as_str(), 0),
     };
     let _ = index;
@@ -28,7 +32,9 @@ pub fn parse_device(name: Option<&str>) -> Result<Device> {
         #[cfg(feature = "tch")]
         #[allow(deprecated)]
         "tch" => Ok(Device::libtorch()),
-        other => bail!("--device {other}: not one of the backends compiled in ({DEVICE_HELP}); rebuild with --features {other}"),
+        other => bail!(
+            "--device {other}: not one of the backends compiled in ({DEVICE_HELP}); rebuild with --features {other}"
+        ),
     }
 }
 

@@ -15,7 +15,10 @@ pub struct BarGroup {
     pub mrr_10: (f64, f64, f64),
 }
 
-const SERIES: [(&str, RGBColor); 2] = [("Recall@10", RGBColor(66, 133, 244)), ("MRR@10", RGBColor(244, 160, 0))];
+const SERIES: [(&str, RGBColor); 2] = [
+    ("Recall@10", RGBColor(66, 133, 244)),
+    ("MRR@10", RGBColor(244, 160, 0)),
+];
 
 /// Characters per line of a group label.
 const LABEL_CHARS: usize = 18;
@@ -35,7 +38,11 @@ fn wrap_label(label: &str, max: usize) -> Vec<String> {
     let mut lines: Vec<String> = Vec::new();
     for p in pieces.into_iter().filter(|p| !p.is_empty()) {
         match lines.last_mut() {
-            Some(line) if !line.ends_with(',') && line.chars().count() + p.chars().count() <= max => line.push_str(&p),
+            Some(line)
+                if !line.ends_with(',') && line.chars().count() + p.chars().count() <= max =>
+            {
+                line.push_str(&p)
+            }
             _ => lines.push(p),
         }
     }
@@ -46,8 +53,16 @@ fn wrap_label(label: &str, max: usize) -> Vec<String> {
 pub fn svg(groups: &[BarGroup], title: &str) -> Result<String> {
     let mut out = String::new();
     {
-        let labels: Vec<Vec<String>> = groups.iter().map(|g| wrap_label(&g.label, LABEL_CHARS)).collect();
-        let widest = labels.iter().flatten().map(|l| l.chars().count()).max().unwrap_or(0);
+        let labels: Vec<Vec<String>> = groups
+            .iter()
+            .map(|g| wrap_label(&g.label, LABEL_CHARS))
+            .collect();
+        let widest = labels
+            .iter()
+            .flatten()
+            .map(|l| l.chars().count())
+            .max()
+            .unwrap_or(0);
         let group_width = (7 * widest + 16).max(90);
         let width = (160 + group_width * groups.len()).max(480) as u32;
         let root = SVGBackend::with_string(&mut out, (width, 420)).into_drawing_area();
@@ -71,7 +86,9 @@ pub fn svg(groups: &[BarGroup], title: &str) -> Result<String> {
                 let x0 = i as f64 + 0.12 + 0.38 * s as f64;
                 Rectangle::new([(x0, 0.0), (x0 + 0.36, v)], color.filled())
             });
-            chart.draw_series(bars)?.label(*name).legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
+            chart.draw_series(bars)?.label(*name).legend(move |(x, y)| {
+                Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled())
+            });
             let whiskers = groups.iter().enumerate().map(|(i, g)| {
                 let (v, lo, hi) = if s == 0 { g.recall_10 } else { g.mrr_10 };
                 let x = i as f64 + 0.30 + 0.38 * s as f64;
@@ -79,13 +96,23 @@ pub fn svg(groups: &[BarGroup], title: &str) -> Result<String> {
             });
             chart.draw_series(whiskers)?;
         }
-        chart.configure_series_labels().border_style(BLACK).background_style(WHITE.mix(0.9)).draw()?;
+        chart
+            .configure_series_labels()
+            .border_style(BLACK)
+            .background_style(WHITE.mix(0.9))
+            .draw()?;
         // Group labels under each pair of bars, wrapped to the group's width.
-        let style = ("sans-serif", 12).into_text_style(&root).pos(Pos::new(HPos::Center, VPos::Top));
+        let style = ("sans-serif", 12)
+            .into_text_style(&root)
+            .pos(Pos::new(HPos::Center, VPos::Top));
         for (i, lines) in labels.iter().enumerate() {
             let (x, y) = chart.backend_coord(&(i as f64 + 0.5, 0.0));
             for (k, line) in lines.iter().enumerate() {
-                root.draw(&Text::new(line.clone(), (x, y + 6 + 14 * k as i32), style.clone()))?;
+                root.draw(&Text::new(
+                    line.clone(),
+                    (x, y + 6 + 14 * k as i32),
+                    style.clone(),
+                ))?;
             }
         }
         root.present()?;
@@ -94,7 +121,14 @@ pub fn svg(groups: &[BarGroup], title: &str) -> Result<String> {
 }
 
 /// Sans-serif families tried, in order, for the PNG's text.
-const SANS_SERIF: [&str; 6] = ["DejaVu Sans", "Liberation Sans", "Arial", "Helvetica", "Noto Sans", "FreeSans"];
+const SANS_SERIF: [&str; 6] = [
+    "DejaVu Sans",
+    "Liberation Sans",
+    "Arial",
+    "Helvetica",
+    "Noto Sans",
+    "FreeSans",
+];
 
 /// SVG rendering options with the system fonts, the generic `sans-serif` of the plot mapped to a
 /// family this machine has: fontdb maps it to Arial, which most Linux machines lack, and text
@@ -103,15 +137,23 @@ fn render_options() -> resvg::usvg::Options<'static> {
     let mut options = resvg::usvg::Options::default();
     let db = options.fontdb_mut();
     db.load_system_fonts();
-    let has = |family: &str| db.faces().any(|face| face.families.iter().any(|(name, _)| name == family));
+    let has = |family: &str| {
+        db.faces()
+            .any(|face| face.families.iter().any(|(name, _)| name == family))
+    };
     let family = SANS_SERIF
         .iter()
         .find(|f| has(f))
         .map(|f| f.to_string())
-        .or_else(|| db.faces().find_map(|face| face.families.first().map(|(name, _)| name.clone())));
+        .or_else(|| {
+            db.faces()
+                .find_map(|face| face.families.first().map(|(name, _)| name.clone()))
+        });
     match family {
         Some(family) => db.set_sans_serif_family(family),
-        None => tracing::warn!("no system font found: the PNG plot has no text (the SVG has it); install e.g. fonts-dejavu-core"),
+        None => tracing::warn!(
+            "no system font found: the PNG plot has no text (the SVG has it); install e.g. fonts-dejavu-core"
+        ),
     }
     options
 }
@@ -121,10 +163,16 @@ pub fn write_plot(groups: &[BarGroup], title: &str, stem: &Path) -> Result<()> {
     let svg_text = svg(groups, title)?;
     crate::pipeline::cached::write_atomic(&stem.with_extension("svg"), svg_text.as_bytes())?;
     let options = render_options();
-    let tree = resvg::usvg::Tree::from_str(&svg_text, &options).context("parsing the plot's SVG")?;
+    let tree =
+        resvg::usvg::Tree::from_str(&svg_text, &options).context("parsing the plot's SVG")?;
     let size = tree.size().to_int_size();
-    let mut pixmap = resvg::tiny_skia::Pixmap::new(size.width(), size.height()).context("plot size")?;
-    resvg::render(&tree, resvg::tiny_skia::Transform::default(), &mut pixmap.as_mut());
+    let mut pixmap =
+        resvg::tiny_skia::Pixmap::new(size.width(), size.height()).context("plot size")?;
+    resvg::render(
+        &tree,
+        resvg::tiny_skia::Transform::default(),
+        &mut pixmap.as_mut(),
+    );
     let png = pixmap.encode_png().context("encoding the plot as PNG")?;
     crate::pipeline::cached::write_atomic(&stem.with_extension("png"), &png)?;
     Ok(())
@@ -137,11 +185,23 @@ mod tests {
     #[test]
     fn plot_has_one_bar_per_metric_and_group_and_a_png_of_the_svg_size() {
         let groups = vec![
-            BarGroup { label: "align".into(), recall_10: (0.6, 0.55, 0.65), mrr_10: (0.4, 0.35, 0.45) },
-            BarGroup { label: "align+rank".into(), recall_10: (0.7, 0.66, 0.74), mrr_10: (0.5, 0.45, 0.55) },
+            BarGroup {
+                label: "align".into(),
+                recall_10: (0.6, 0.55, 0.65),
+                mrr_10: (0.4, 0.35, 0.45),
+            },
+            BarGroup {
+                label: "align+rank".into(),
+                recall_10: (0.7, 0.66, 0.74),
+                mrr_10: (0.5, 0.45, 0.55),
+            },
         ];
         let svg_text = svg(&groups, "ablation").unwrap();
-        assert!(svg_text.contains("align+rank") && svg_text.contains("Recall@10") && svg_text.contains("MRR@10"));
+        assert!(
+            svg_text.contains("align+rank")
+                && svg_text.contains("Recall@10")
+                && svg_text.contains("MRR@10")
+        );
         let dir = tempfile::tempdir().unwrap();
         let stem = dir.path().join("ablation");
         write_plot(&groups, "ablation", &stem).unwrap();
@@ -155,22 +215,38 @@ mod tests {
 
     #[test]
     fn labels_wrap_after_commas_and_plus_signs() {
-        assert_eq!(wrap_label("kind=linear,use_terms=align+contrastive+rank", 18), vec!["kind=linear,", "use_terms=align+", "contrastive+rank"]);
+        assert_eq!(
+            wrap_label("kind=linear,use_terms=align+contrastive+rank", 18),
+            vec!["kind=linear,", "use_terms=align+", "contrastive+rank"]
+        );
         assert_eq!(wrap_label("raw_question", 18), vec!["raw_question"]);
-        assert_eq!(wrap_label("a+b,c", 18), vec!["a+b,", "c"], "a comma always ends a line");
+        assert_eq!(
+            wrap_label("a+b,c", 18),
+            vec!["a+b,", "c"],
+            "a comma always ends a line"
+        );
     }
 
     #[test]
     fn the_png_has_the_plot_text_where_a_font_is_installed() {
         if render_options().fontdb.faces().next().is_none() {
-            panic!("no system font: install one (e.g. fonts-dejavu-core; .ci/run does) so the PNG plot has text");
+            panic!(
+                "no system font: install one (e.g. fonts-dejavu-core; .ci/run does) so the PNG plot has text"
+            );
         }
         // Text only (no bars): any dark pixel of the PNG is a glyph of the caption or a label.
         let svg_text = r#"<svg xmlns="http://www.w3.org/2000/svg" width="200" height="40"><rect width="200" height="40" fill="white"/><text x="10" y="28" font-family="sans-serif" font-size="20" fill="black">Recall@10</text></svg>"#;
         let tree = resvg::usvg::Tree::from_str(svg_text, &render_options()).unwrap();
         let mut pixmap = resvg::tiny_skia::Pixmap::new(200, 40).unwrap();
-        resvg::render(&tree, resvg::tiny_skia::Transform::default(), &mut pixmap.as_mut());
+        resvg::render(
+            &tree,
+            resvg::tiny_skia::Transform::default(),
+            &mut pixmap.as_mut(),
+        );
         let dark = pixmap.pixels().iter().filter(|p| p.red() < 128).count();
-        assert!(dark > 100, "only {dark} dark pixels: the text was not drawn");
+        assert!(
+            dark > 100,
+            "only {dark} dark pixels: the text was not drawn"
+        );
     }
 }

@@ -16,7 +16,9 @@ fn read_run(path: &Path) -> BTreeMap<String, Vec<(String, f64)>> {
     let mut out: BTreeMap<String, Vec<(String, f64)>> = BTreeMap::new();
     for line in std::fs::read_to_string(path).unwrap().lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
-        out.entry(f[0].to_string()).or_default().push((f[2].to_string(), f[4].parse().unwrap()));
+        out.entry(f[0].to_string())
+            .or_default()
+            .push((f[2].to_string(), f[4].parse().unwrap()));
     }
     for list in out.values_mut() {
         list.sort_by(|a, b| b.1.total_cmp(&a.1));
@@ -30,7 +32,9 @@ fn read_gold(path: &str) -> BTreeMap<String, BTreeSet<String>> {
     for line in std::fs::read_to_string(path).unwrap().lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
         if f[3].parse::<i32>().unwrap() > 0 {
-            out.entry(f[0].to_string()).or_default().insert(f[2].to_string());
+            out.entry(f[0].to_string())
+                .or_default()
+                .insert(f[2].to_string());
         }
     }
     out
@@ -54,8 +58,15 @@ fn write_corpus(path: &Path, keep: &BTreeSet<String>) {
 }
 
 fn json_lines(out: &std::process::Output) -> Vec<Value> {
-    assert!(out.status.success(), "chat: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    assert!(
+        out.status.success(),
+        "chat: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 #[test]
@@ -64,26 +75,49 @@ fn scripted_chat_with_the_quickstart_head_retrieves_the_gold_passage_of_a_known_
     let mut args: Vec<String> = vec!["run".into(), "experiments/quickstart.toml".into()];
     args.extend(offline_overrides(dir.path()));
     let out = nr(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(out.status.success(), "quickstart: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "quickstart: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let run_dir = dir.path().join("out");
-    assert!(run_dir.join("head.lexicon.safetensors").is_file(), "the quickstart head has a lexicon");
+    assert!(
+        run_dir.join("head.lexicon.safetensors").is_file(),
+        "the quickstart head has a lexicon"
+    );
 
     // The known turn: the first test turn past the first of its conversation whose gold passage the
     // pipeline's native head ranked in its top 10.
     let native = read_run(&run_dir.join("runs/native.trec"));
     let gold = read_gold(&shared_data("qrels_test.txt"));
-    let turns: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(shared_data("qrecc_test.json")).unwrap()).unwrap();
+    let turns: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(shared_data("qrecc_test.json")).unwrap())
+            .unwrap();
     let hit = |t: &Value| {
         let id = turn_id(t);
-        let (Some(ranked), Some(relevant)) = (native.get(&id), gold.get(&id)) else { return false };
-        t["Turn_no"].as_u64().unwrap() > 1 && ranked.iter().take(10).any(|(d, _)| relevant.contains(d))
+        let (Some(ranked), Some(relevant)) = (native.get(&id), gold.get(&id)) else {
+            return false;
+        };
+        t["Turn_no"].as_u64().unwrap() > 1
+            && ranked.iter().take(10).any(|(d, _)| relevant.contains(d))
     };
-    let known = turns.iter().find(|t| hit(t)).expect("the quickstart head found no gold passage in any top 10");
+    let known = turns
+        .iter()
+        .find(|t| hit(t))
+        .expect("the quickstart head found no gold passage in any top 10");
     let id = turn_id(known);
 
     // Replay its conversation with the recorded answers; the LLM answers the known turn itself.
-    let context: Vec<&str> = known["Context"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
-    let mut script: Vec<Value> = context.chunks(2).map(|qa| json!({"user": qa[0], "assistant": qa[1]})).collect();
+    let context: Vec<&str> = known["Context"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let mut script: Vec<Value> = context
+        .chunks(2)
+        .map(|qa| json!({"user": qa[0], "assistant": qa[1]}))
+        .collect();
     script.push(json!(known["Question"]));
     let script_path = dir.path().join("conversation.json");
     std::fs::write(&script_path, serde_json::to_string(&script).unwrap()).unwrap();
@@ -101,48 +135,120 @@ fn scripted_chat_with_the_quickstart_head_retrieves_the_gold_passage_of_a_known_
     write_corpus(&corpus, &keep);
 
     let head = run_dir.join("head");
-    let (head, corpus, script_path) = (head.to_str().unwrap(), corpus.to_str().unwrap(), script_path.to_str().unwrap());
-    let lines = json_lines(&nr(&["chat", "--head", head, "--corpus", corpus, "--script", script_path, "--max-answer-tokens", "16"]));
+    let (head, corpus, script_path) = (
+        head.to_str().unwrap(),
+        corpus.to_str().unwrap(),
+        script_path.to_str().unwrap(),
+    );
+    let lines = json_lines(&nr(&[
+        "chat",
+        "--head",
+        head,
+        "--corpus",
+        corpus,
+        "--script",
+        script_path,
+        "--max-answer-tokens",
+        "16",
+    ]));
     assert_eq!(lines.len(), script.len());
     for (line, qa) in lines.iter().zip(context.chunks(2)) {
-        assert_eq!(line["answer"], qa[1], "a recorded answer is the assistant's reply");
+        assert_eq!(
+            line["answer"], qa[1],
+            "a recorded answer is the assistant's reply"
+        );
     }
     let last = lines.last().unwrap();
     let retrieved: Vec<(String, f64)> = last["retrieved"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|h| (h["id"].as_str().unwrap().to_string(), h["score"].as_f64().unwrap()))
+        .map(|h| {
+            (
+                h["id"].as_str().unwrap().to_string(),
+                h["score"].as_f64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(retrieved.len(), 10);
-    assert!(retrieved.iter().any(|(d, _)| gold[&id].contains(d)), "gold passage of {id} not in the agent's top 10");
+    assert!(
+        retrieved.iter().any(|(d, _)| gold[&id].contains(d)),
+        "gold passage of {id} not in the agent's top 10"
+    );
     for ((d, s), (pd, ps)) in retrieved.iter().zip(&native[&id]) {
-        assert_eq!(d, pd, "{id}: the agent's ranking differs from the pipeline's");
-        assert!((s - ps).abs() < 1e-4, "{id} {d}: agent score {s} vs pipeline {ps}");
+        assert_eq!(
+            d, pd,
+            "{id}: the agent's ranking differs from the pipeline's"
+        );
+        assert!(
+            (s - ps).abs() < 1e-4,
+            "{id} {d}: agent score {s} vs pipeline {ps}"
+        );
     }
-    assert!(!last["answer"].as_str().unwrap().is_empty(), "the LLM answered the last turn");
+    assert!(
+        !last["answer"].as_str().unwrap().is_empty(),
+        "the LLM answered the last turn"
+    );
     for part in ["prefill_ms", "head_ms", "search_ms", "answer_ms"] {
-        assert!(last["timings"][part].as_f64().unwrap() > 0.0, "{part} not measured");
+        assert!(
+            last["timings"][part].as_f64().unwrap() > 0.0,
+            "{part} not measured"
+        );
     }
-    assert!(last.get("query").is_none(), "native retrieval generates no query");
+    assert!(
+        last.get("query").is_none(),
+        "native retrieval generates no query"
+    );
 
     // Generate-then-encode on the same conversation: the generated query is reported.
-    let lines = json_lines(&nr(&["chat", "--head", head, "--corpus", corpus, "--script", script_path, "--gte", "--answer-passages", "0"]));
+    let lines = json_lines(&nr(&[
+        "chat",
+        "--head",
+        head,
+        "--corpus",
+        corpus,
+        "--script",
+        script_path,
+        "--gte",
+        "--answer-passages",
+        "0",
+    ]));
     let last = lines.last().unwrap();
     assert!(!last["query"].as_str().unwrap().is_empty());
-    assert!(last["timings"]["generation_ms"].as_f64().unwrap() > 0.0 && last["timings"]["teacher_ms"].as_f64().unwrap() > 0.0);
+    assert!(
+        last["timings"]["generation_ms"].as_f64().unwrap() > 0.0
+            && last["timings"]["teacher_ms"].as_f64().unwrap() > 0.0
+    );
 
     // A head read with other layers than it was trained on is refused, naming the head.
     let moved = dir.path().join("moved");
     std::fs::create_dir_all(&moved).unwrap();
-    for f in ["head.safetensors", "head.json", "head.standardize.json", "manifest.resolved.toml"] {
+    for f in [
+        "head.safetensors",
+        "head.json",
+        "head.standardize.json",
+        "manifest.resolved.toml",
+    ] {
         std::fs::copy(run_dir.join(f), moved.join(f)).unwrap();
     }
     let manifest = std::fs::read_to_string(moved.join("manifest.resolved.toml")).unwrap();
-    assert!(manifest.contains("16,\n    24,") || manifest.contains("[16, 24]"), "{manifest}");
-    let edited = manifest.replace("16,\n    24,", "16,\n    20,").replace("[16, 24]", "[16, 20]");
+    assert!(
+        manifest.contains("16,\n    24,") || manifest.contains("[16, 24]"),
+        "{manifest}"
+    );
+    let edited = manifest
+        .replace("16,\n    24,", "16,\n    20,")
+        .replace("[16, 24]", "[16, 20]");
     std::fs::write(moved.join("manifest.resolved.toml"), edited).unwrap();
-    let out = nr(&["chat", "--head", moved.join("head").to_str().unwrap(), "--corpus", corpus, "--script", script_path]);
+    let out = nr(&[
+        "chat",
+        "--head",
+        moved.join("head").to_str().unwrap(),
+        "--corpus",
+        corpus,
+        "--script",
+        script_path,
+    ]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     let line = err.lines().last().unwrap();

@@ -22,7 +22,10 @@
 //! 9.5e-7, heads 7.2e-7, loss values 6.7e-8, loss gradients 4.5e-7. Every comparison prints its max
 //! |difference| and relative L2 error (run with `--nocapture`); a GPU backend may need its own.
 
-#![cfg(all(feature = "flex", any(feature = "wgpu", feature = "cuda", feature = "tch")))]
+#![cfg(all(
+    feature = "flex",
+    any(feature = "wgpu", feature = "cuda", feature = "tch")
+))]
 
 mod common;
 
@@ -30,12 +33,14 @@ use std::path::Path;
 use std::time::Instant;
 
 use burn::tensor::{Device, Tensor, TensorData};
-use rand::rngs::StdRng;
-use rand::{Rng as _, SeedableRng};
 use nr_backbone::llama::Llm;
 use nr_backbone::teacher::TeacherEncoder;
-use nr_head::{BackboneInfo, Head, HeadConfig, HeadKind, HeadMeta, MapperPooling, Projection, TeacherInfo};
+use nr_head::{
+    BackboneInfo, Head, HeadConfig, HeadKind, HeadMeta, MapperPooling, Projection, TeacherInfo,
+};
 use nr_losses::{AlignmentKind, HardNegatives, InfoNce, alignment, candidate_scores, rank_distill};
+use rand::rngs::StdRng;
+use rand::{Rng as _, SeedableRng};
 
 /// Relative L2 tolerance of the backbone's hidden states (30 f32 layers; measured 3.7e-6).
 const TOL_BACKBONE: f64 = 4e-5;
@@ -70,7 +75,9 @@ fn other_device() -> Device {
         #[cfg(feature = "tch")]
         #[allow(deprecated)]
         "tch" => Device::libtorch(),
-        other => panic!("NR_TEST_DEVICE={other}: not a backend compiled into this test (wgpu, cuda, tch)"),
+        other => panic!(
+            "NR_TEST_DEVICE={other}: not a backend compiled into this test (wgpu, cuda, tch)"
+        ),
     }
 }
 
@@ -83,7 +90,10 @@ fn differences(a: &[f32], b: &[f32]) -> (f64, f64) {
     assert_eq!(a.len(), b.len(), "lengths differ");
     let (mut max, mut num, mut den) = (0.0f64, 0.0f64, 0.0f64);
     for (&x, &y) in a.iter().zip(b) {
-        assert!(x.is_finite() && y.is_finite(), "non-finite value: {x} vs {y}");
+        assert!(
+            x.is_finite() && y.is_finite(),
+            "non-finite value: {x} vs {y}"
+        );
         let d = (f64::from(x) - f64::from(y)).abs();
         max = max.max(d);
         num += d * d;
@@ -95,8 +105,15 @@ fn differences(a: &[f32], b: &[f32]) -> (f64, f64) {
 /// Asserts `got` (other device) is within relative L2 `tol` of `want` (flex), printing the numbers.
 fn check(what: &str, got: &[f32], want: &[f32], tol: f64) {
     let (max, rel) = differences(got, want);
-    eprintln!("[{}] {what}: n = {}, max |d| = {max:.3e}, rel L2 = {rel:.3e} (tol {tol:.0e})", device_name(), want.len());
-    assert!(rel <= tol, "{what}: relative L2 error {rel:.3e} > {tol:.0e} (max |d| {max:.3e})");
+    eprintln!(
+        "[{}] {what}: n = {}, max |d| = {max:.3e}, rel L2 = {rel:.3e} (tol {tol:.0e})",
+        device_name(),
+        want.len()
+    );
+    assert!(
+        rel <= tol,
+        "{what}: relative L2 error {rel:.3e} > {tol:.0e} (max |d| {max:.3e})"
+    );
 }
 
 fn host<const N: usize>(t: Tensor<N>) -> Vec<f32> {
@@ -146,29 +163,46 @@ fn backbone_hidden_states_and_logits_agree_with_flex() {
         let start = Instant::now();
         let llm = Llm::load(Path::new(&path), device).unwrap();
         assert_eq!(llm.num_layers(), 30);
-        let prompts: Vec<Vec<u32>> =
-            chats.iter().map(|c| llm.chat_ids(c.as_array().unwrap()).unwrap()).collect();
+        let prompts: Vec<Vec<u32>> = chats
+            .iter()
+            .map(|c| llm.chat_ids(c.as_array().unwrap()).unwrap())
+            .collect();
         let loaded = start.elapsed();
         let out = llm.forward(&prompts, &layers, true).unwrap();
-        eprintln!("backbone on {device:?}: load {loaded:.2?}, forward {:.2?}", start.elapsed() - loaded);
+        eprintln!(
+            "backbone on {device:?}: load {loaded:.2?}, forward {:.2?}",
+            start.elapsed() - loaded
+        );
         (prompts, out)
     };
     let (prompts, want) = run(&Device::flex());
     let (prompts_other, got) = run(&other_device());
-    assert_eq!(prompts, prompts_other, "tokenisation does not depend on the device");
+    assert_eq!(
+        prompts, prompts_other,
+        "tokenisation does not depend on the device"
+    );
     assert_ne!(prompts[0].len(), prompts[1].len(), "the batch is padded");
     for (p, (g, w)) in got.iter().zip(&want).enumerate() {
         for layer in layers {
             let (gs, ws) = (&g.hidden[&layer], &w.hidden[&layer]);
             assert_eq!((gs.len, gs.dim), (prompts[p].len(), H));
             assert_eq!((gs.len, gs.dim), (ws.len, ws.dim));
-            check(&format!("backbone prompt {p} layer {layer}"), &gs.data, &ws.data, TOL_BACKBONE);
+            check(
+                &format!("backbone prompt {p} layer {layer}"),
+                &gs.data,
+                &ws.data,
+                TOL_BACKBONE,
+            );
         }
         let (gl, wl) = (g.logits.as_ref().unwrap(), w.logits.as_ref().unwrap());
         assert_eq!(gl.len(), 49152);
         check(&format!("backbone prompt {p} logits"), gl, wl, TOL_LOGITS);
         let argmax = |v: &[f32]| (0..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b])).unwrap();
-        assert_eq!(argmax(gl), argmax(wl), "prompt {p}: the greedy next token differs");
+        assert_eq!(
+            argmax(gl),
+            argmax(wl),
+            "prompt {p}: the greedy next token differs"
+        );
     }
 }
 
@@ -184,7 +218,10 @@ fn teacher_embeddings_agree_with_flex() {
         let start = Instant::now();
         let teacher = TeacherEncoder::load(Path::new(&dir), device).unwrap();
         let out = teacher.encode(&texts).unwrap();
-        eprintln!("teacher on {device:?}: load + encode {:.2?}", start.elapsed());
+        eprintln!(
+            "teacher on {device:?}: load + encode {:.2?}",
+            start.elapsed()
+        );
         out
     };
     let want = run(&Device::flex());
@@ -205,26 +242,52 @@ fn meta(layers: usize) -> HeadMeta {
             layers: (0..layers).map(|l| 15 + l).collect(),
             source: "context".into(),
         },
-        teacher: TeacherInfo { name: "all-MiniLM-L6-v2".into(), dim: D },
+        teacher: TeacherInfo {
+            name: "all-MiniLM-L6-v2".into(),
+            dim: D,
+        },
     }
 }
 
 /// Random hidden states `[batch, layers, tokens, H]` and a mask giving row `i` `lengths[i]` real
 /// tokens, as host vectors.
-fn hidden_inputs(rng: &mut Rng, layers: usize, lengths: &[usize], tokens: usize) -> (Vec<f32>, Vec<f32>) {
-    let hidden = rng.vec(lengths.len() * layers * tokens * H).iter().map(|x| 3.0 * x).collect();
-    let mask = lengths.iter().flat_map(|&len| (0..tokens).map(move |t| if t < len { 1.0 } else { 0.0 })).collect();
+fn hidden_inputs(
+    rng: &mut Rng,
+    layers: usize,
+    lengths: &[usize],
+    tokens: usize,
+) -> (Vec<f32>, Vec<f32>) {
+    let hidden = rng
+        .vec(lengths.len() * layers * tokens * H)
+        .iter()
+        .map(|x| 3.0 * x)
+        .collect();
+    let mask = lengths
+        .iter()
+        .flat_map(|&len| (0..tokens).map(move |t| if t < len { 1.0 } else { 0.0 }))
+        .collect();
     (hidden, mask)
 }
 
 #[test]
 fn every_head_kind_computes_the_same_outputs_as_on_flex() {
-    let base = |kind| HeadConfig { layers: 2, hidden: 64, ..HeadConfig::new(kind, H, D) };
+    let base = |kind| HeadConfig {
+        layers: 2,
+        hidden: 64,
+        ..HeadConfig::new(kind, H, D)
+    };
     let configs = [
         base(HeadKind::Linear),
-        HeadConfig { input_layernorm: true, ..base(HeadKind::Mlp) },
+        HeadConfig {
+            input_layernorm: true,
+            ..base(HeadKind::Mlp)
+        },
         base(HeadKind::Mapper),
-        HeadConfig { mapper_pooling: MapperPooling::Mean, input_layernorm: true, ..base(HeadKind::Mapper) },
+        HeadConfig {
+            mapper_pooling: MapperPooling::Mean,
+            input_layernorm: true,
+            ..base(HeadKind::Mapper)
+        },
     ];
     let (lengths, tokens) = ([5, 2, 3], 5);
     let (hidden, mask) = hidden_inputs(&mut Rng::seeded(5), 2, &lengths, tokens);
@@ -238,7 +301,10 @@ fn every_head_kind_computes_the_same_outputs_as_on_flex() {
         let run = |device: &Device| {
             let head = Head::load(&stem, &meta(2), device).unwrap();
             let out = head
-                .forward(tensor(&hidden, [3, 2, tokens, H], device), tensor(&mask, [3, tokens], device))
+                .forward(
+                    tensor(&hidden, [3, 2, tokens, H], device),
+                    tensor(&mask, [3, tokens], device),
+                )
                 .unwrap();
             assert_eq!(out.dims(), [3, D]);
             host(out)
@@ -250,7 +316,12 @@ fn every_head_kind_computes_the_same_outputs_as_on_flex() {
             assert!((row.iter().map(|x| x * x).sum::<f32>() - 1.0).abs() < 1e-4);
         }
         assert!(differences(&want[..D], &want[D..2 * D]).1 > 0.1);
-        check(&format!("head {:?} {:?}", config.kind, config.mapper_pooling), &got, &want, TOL_HEAD);
+        check(
+            &format!("head {:?} {:?}", config.kind, config.mapper_pooling),
+            &got,
+            &want,
+            TOL_HEAD,
+        );
     }
 }
 
@@ -275,14 +346,26 @@ fn train_step(
     let device = device.clone().autodiff();
     let head = Head::load(stem, &meta(1), &device).unwrap();
     let x = tensor(hidden, shape, &device).require_grad();
-    let student = head.forward(x.clone(), tensor(mask, [shape[0], shape[2]], &device)).unwrap();
+    let student = head
+        .forward(x.clone(), tensor(mask, [shape[0], shape[2]], &device))
+        .unwrap();
     let value = loss(student, &device);
     let grads = value.backward();
-    let Projection::Linear(linear) = &head.projection else { panic!("a linear head") };
+    let Projection::Linear(linear) = &head.projection else {
+        panic!("a linear head")
+    };
     Step {
         loss: host(value)[0],
         weight: host(linear.weight.val().grad(&grads).expect("weight gradient")),
-        bias: host(linear.bias.as_ref().unwrap().val().grad(&grads).expect("bias gradient")),
+        bias: host(
+            linear
+                .bias
+                .as_ref()
+                .unwrap()
+                .val()
+                .grad(&grads)
+                .expect("bias gradient"),
+        ),
         input: host(x.grad(&grads).expect("input gradient")),
     }
 }
@@ -296,7 +379,9 @@ fn one_training_step_of_each_loss_agrees_with_flex() {
     let targets = rng.unit_rows(b, D);
     let hard = rng.unit_rows(b * 3, D);
     // Keep most hard negatives; drop two (false negatives) so the mask path runs.
-    let keep: Vec<f32> = (0..b * 3).map(|i| if i % 5 == 1 { 0.0 } else { 1.0 }).collect();
+    let keep: Vec<f32> = (0..b * 3)
+        .map(|i| if i % 5 == 1 { 0.0 } else { 1.0 })
+        .collect();
     let candidates = rng.unit_rows(b * k, D);
     let teacher_scores = rng.vec(b * k);
 
@@ -304,7 +389,11 @@ fn one_training_step_of_each_loss_agrees_with_flex() {
     let stem = dir.path().join("head");
     let flex = Device::flex();
     flex.seed(3);
-    HeadConfig::new(HeadKind::Linear, H, D).init(&flex).unwrap().save(&stem, &meta(1)).unwrap();
+    HeadConfig::new(HeadKind::Linear, H, D)
+        .init(&flex)
+        .unwrap()
+        .save(&stem, &meta(1))
+        .unwrap();
 
     type LossFn = Box<dyn Fn(Tensor<2>, &Device) -> Tensor<1>>;
     let t2 = targets.clone();
@@ -312,14 +401,29 @@ fn one_training_step_of_each_loss_agrees_with_flex() {
     let losses: Vec<(&str, LossFn)> = vec![
         (
             "alignment cosine",
-            Box::new(move |s: Tensor<2>, d: &Device| alignment(s, tensor(&targets, [b, D], d), AlignmentKind::Cosine).unwrap()),
+            Box::new(move |s: Tensor<2>, d: &Device| {
+                alignment(s, tensor(&targets, [b, D], d), AlignmentKind::Cosine).unwrap()
+            }),
         ),
-        ("alignment mse", Box::new(move |s: Tensor<2>, d: &Device| alignment(s, tensor(&t2, [b, D], d), AlignmentKind::Mse).unwrap())),
+        (
+            "alignment mse",
+            Box::new(move |s: Tensor<2>, d: &Device| {
+                alignment(s, tensor(&t2, [b, D], d), AlignmentKind::Mse).unwrap()
+            }),
+        ),
         (
             "infonce",
             Box::new(move |s: Tensor<2>, d: &Device| {
-                let hard = HardNegatives { vectors: tensor(&hard, [b, 3, D], d), keep: tensor(&keep, [b, 3], d) };
-                InfoNce { temperature: 0.05, in_batch: true }.loss(s, tensor(&t3, [b, D], d), Some(hard)).unwrap()
+                let hard = HardNegatives {
+                    vectors: tensor(&hard, [b, 3, D], d),
+                    keep: tensor(&keep, [b, 3], d),
+                };
+                InfoNce {
+                    temperature: 0.05,
+                    in_batch: true,
+                }
+                .loss(s, tensor(&t3, [b, D], d), Some(hard))
+                .unwrap()
             }),
         ),
         (
@@ -335,12 +439,35 @@ fn one_training_step_of_each_loss_agrees_with_flex() {
         let want = train_step(&stem, &flex, &hidden, &mask, shape, &**loss);
         let got = train_step(&stem, &other, &hidden, &mask, shape, &**loss);
         let rel = (f64::from(got.loss) - f64::from(want.loss)).abs() / f64::from(want.loss).abs();
-        eprintln!("[{}] {name}: loss {} (flex {}), rel diff {rel:.3e}", device_name(), got.loss, want.loss);
-        assert!(want.loss > 1e-3 && rel <= TOL_LOSS, "{name}: loss {} vs flex {}", got.loss, want.loss);
+        eprintln!(
+            "[{}] {name}: loss {} (flex {}), rel diff {rel:.3e}",
+            device_name(),
+            got.loss,
+            want.loss
+        );
+        assert!(
+            want.loss > 1e-3 && rel <= TOL_LOSS,
+            "{name}: loss {} vs flex {}",
+            got.loss,
+            want.loss
+        );
         // A zero gradient would make the comparison vacuous.
-        assert!(want.weight.iter().any(|g| g.abs() > 1e-6), "{name}: zero weight gradient");
-        check(&format!("{name} d/d weight"), &got.weight, &want.weight, TOL_LOSS);
+        assert!(
+            want.weight.iter().any(|g| g.abs() > 1e-6),
+            "{name}: zero weight gradient"
+        );
+        check(
+            &format!("{name} d/d weight"),
+            &got.weight,
+            &want.weight,
+            TOL_LOSS,
+        );
         check(&format!("{name} d/d bias"), &got.bias, &want.bias, TOL_LOSS);
-        check(&format!("{name} d/d input"), &got.input, &want.input, TOL_LOSS);
+        check(
+            &format!("{name} d/d input"),
+            &got.input,
+            &want.input,
+            TOL_LOSS,
+        );
     }
 }

@@ -83,7 +83,10 @@ impl Lexicon {
     /// A lexicon from its table; `table.len()` must be a multiple of `dim`.
     pub fn new(dim: usize, table: Vec<f32>) -> Result<Self, HeadError> {
         if dim == 0 || !table.len().is_multiple_of(dim) {
-            return Err(HeadError::config("lexicon", format!("{} values do not make rows of {dim}", table.len())));
+            return Err(HeadError::config(
+                "lexicon",
+                format!("{} values do not make rows of {dim}", table.len()),
+            ));
         }
         Ok(Self { dim, table })
     }
@@ -137,7 +140,9 @@ impl Lexicon {
     /// Rounds every value to the nearest f16, as [`Lexicon::save`] stores it, so that a table in
     /// memory and the same table read back give the same vectors.
     pub fn round_to_f16(&mut self) {
-        self.table.iter_mut().for_each(|v| *v = half::f16::from_f32(*v).to_f32());
+        self.table
+            .iter_mut()
+            .for_each(|v| *v = half::f16::from_f32(*v).to_f32());
     }
 
     /// Writes `<stem>.lexicon.safetensors` (the table as f16, the sidecar as JSON in the file's
@@ -152,10 +157,15 @@ impl Lexicon {
             mix: *mix,
             meta: meta.clone(),
         };
-        let bytes: Vec<u8> = self.table.iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect();
+        let bytes: Vec<u8> = self
+            .table
+            .iter()
+            .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+            .collect();
         let view = TensorView::new(Dtype::F16, vec![self.vocab(), self.dim], &bytes)
             .map_err(|e| HeadError::malformed(&path, e.to_string()))?;
-        let json = serde_json::to_string(&sidecar).map_err(|e| HeadError::malformed(&path, e.to_string()))?;
+        let json = serde_json::to_string(&sidecar)
+            .map_err(|e| HeadError::malformed(&path, e.to_string()))?;
         let metadata = HashMap::from([("nr".to_string(), json)]);
         let data = safetensors::serialize([("table", view)], Some(metadata))
             .map_err(|e| HeadError::malformed(&path, e.to_string()))?;
@@ -176,30 +186,41 @@ impl Lexicon {
     pub fn load(stem: &Path, expected: &HeadMeta) -> Result<(Self, LexicalMix), HeadError> {
         let path = lexicon_path(stem);
         let bytes = std::fs::read(&path).map_err(|e| HeadError::io(&path, e))?;
-        let (_, header) =
-            SafeTensors::read_metadata(&bytes).map_err(|e| HeadError::malformed(&path, format!("not a safetensors file: {e}")))?;
+        let (_, header) = SafeTensors::read_metadata(&bytes)
+            .map_err(|e| HeadError::malformed(&path, format!("not a safetensors file: {e}")))?;
         let json = header
             .metadata()
             .as_ref()
             .and_then(|m| m.get("nr"))
-            .ok_or_else(|| HeadError::malformed(&path, "metadata 'nr' (the lexicon sidecar) is missing"))?;
-        let sidecar: LexiconSidecar =
-            serde_json::from_str(json).map_err(|e| HeadError::malformed(&path, format!("metadata 'nr': {e}")))?;
+            .ok_or_else(|| {
+                HeadError::malformed(&path, "metadata 'nr' (the lexicon sidecar) is missing")
+            })?;
+        let sidecar: LexiconSidecar = serde_json::from_str(json)
+            .map_err(|e| HeadError::malformed(&path, format!("metadata 'nr': {e}")))?;
         if sidecar.format != LEXICON_FORMAT || sidecar.version != LEXICON_VERSION {
             return Err(HeadError::malformed(
                 &path,
-                format!("format {} version {}, this build reads {LEXICON_FORMAT} version {LEXICON_VERSION}", sidecar.format, sidecar.version),
+                format!(
+                    "format {} version {}, this build reads {LEXICON_FORMAT} version {LEXICON_VERSION}",
+                    sidecar.format, sidecar.version
+                ),
             ));
         }
         sidecar.meta.check_matches(expected, &path)?;
         if sidecar.dim != sidecar.meta.teacher.dim {
             return Err(HeadError::malformed(
                 &path,
-                format!("dim is {} but the teacher's vectors have {}", sidecar.dim, sidecar.meta.teacher.dim),
+                format!(
+                    "dim is {} but the teacher's vectors have {}",
+                    sidecar.dim, sidecar.meta.teacher.dim
+                ),
             ));
         }
-        let tensors = SafeTensors::deserialize(&bytes).map_err(|e| HeadError::malformed(&path, e.to_string()))?;
-        let table = tensors.tensor("table").map_err(|e| HeadError::malformed(&path, format!("tensor 'table': {e}")))?;
+        let tensors = SafeTensors::deserialize(&bytes)
+            .map_err(|e| HeadError::malformed(&path, e.to_string()))?;
+        let table = tensors
+            .tensor("table")
+            .map_err(|e| HeadError::malformed(&path, format!("tensor 'table': {e}")))?;
         if table.dtype() != Dtype::F16 || table.shape() != [sidecar.vocab, sidecar.dim] {
             return Err(HeadError::malformed(
                 &path,
@@ -212,7 +233,11 @@ impl Lexicon {
                 ),
             ));
         }
-        let values = table.data().chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect();
+        let values = table
+            .data()
+            .chunks_exact(2)
+            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect();
         Ok((Self::new(sidecar.dim, values)?, sidecar.mix))
     }
 }
@@ -249,14 +274,21 @@ pub fn mix(lexical: &[f32], dense: Option<&[f32]>, dense_weight: f32) -> Vec<f32
     let mut out = unit(lexical.to_vec());
     if let Some(d) = dense {
         let d = unit(d.to_vec());
-        out.iter_mut().zip(&d).for_each(|(o, v)| *o += dense_weight * v);
+        out.iter_mut()
+            .zip(&d)
+            .for_each(|(o, v)| *o += dense_weight * v);
     }
     unit(out)
 }
 
 /// `v / max(|v|, NORM_EPS)`.
 pub fn unit(mut v: Vec<f32>) -> Vec<f32> {
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(NORM_EPS as f32);
+    let norm = v
+        .iter()
+        .map(|x| x * x)
+        .sum::<f32>()
+        .sqrt()
+        .max(NORM_EPS as f32);
     v.iter_mut().for_each(|x| *x /= norm);
     v
 }
@@ -265,7 +297,11 @@ pub fn unit(mut v: Vec<f32>) -> Vec<f32> {
 mod tests {
     use super::*;
 
-    const W: ConversationWeights = ConversationWeights { user: 0.5, assistant: 2.0, decay: 0.1 };
+    const W: ConversationWeights = ConversationWeights {
+        user: 0.5,
+        assistant: 2.0,
+        decay: 0.1,
+    };
 
     #[test]
     fn history_weights_follow_speaker_and_age() {

@@ -27,8 +27,8 @@ pub use error::HeadError;
 pub use head::{Head, Projection};
 pub use layer_mix::LayerMix;
 pub use lexicon::{
-    ConversationWeights, LEXICON_FORMAT, LEXICON_VERSION, LexicalMix, Lexicon, LexiconSidecar, Speaker, history_weights,
-    lexicon_path, mix, unit,
+    ConversationWeights, LEXICON_FORMAT, LEXICON_VERSION, LexicalMix, Lexicon, LexiconSidecar,
+    Speaker, history_weights, lexicon_path, mix, unit,
 };
 pub use mapper::{Mapper, QueryPooling};
 pub use meta::{BackboneInfo, HeadMeta, TeacherInfo};

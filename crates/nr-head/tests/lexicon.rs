@@ -7,7 +7,14 @@ use common::{D, meta};
 use nr_head::{ConversationWeights, LexicalMix, Lexicon, Speaker, lexicon_path};
 
 fn mix() -> LexicalMix {
-    LexicalMix { conversation: ConversationWeights { user: 0.2, assistant: 0.7, decay: 0.5 }, dense_weight: 0.25 }
+    LexicalMix {
+        conversation: ConversationWeights {
+            user: 0.2,
+            assistant: 0.7,
+            decay: 0.5,
+        },
+        dense_weight: 0.25,
+    }
 }
 
 fn lexicon() -> Lexicon {
@@ -36,8 +43,12 @@ fn a_saved_lexicon_reads_back_as_its_f16_rounding() {
     let history = vec![(Speaker::User, vec![1]), (Speaker::Assistant, vec![2, 3])];
     assert_eq!(loaded.vocab(), 4);
     assert_eq!(
-        loaded.conversation(&[0], &history, &how.conversation).unwrap(),
-        rounded.conversation(&[0], &history, &how.conversation).unwrap()
+        loaded
+            .conversation(&[0], &history, &how.conversation)
+            .unwrap(),
+        rounded
+            .conversation(&[0], &history, &how.conversation)
+            .unwrap()
     );
 }
 
@@ -47,18 +58,26 @@ fn another_setup_or_a_damaged_file_is_a_one_line_error() {
     let stem = dir.path().join("head");
     lexicon().save(&stem, &mix(), &meta(2)).unwrap();
     let err = Lexicon::load(&stem, &meta(1)).unwrap_err().to_string();
-    assert!(err.contains("backbone.layers") && err.contains("head.lexicon.safetensors"), "{err}");
+    assert!(
+        err.contains("backbone.layers") && err.contains("head.lexicon.safetensors"),
+        "{err}"
+    );
 
     let path = lexicon_path(&stem);
     let bytes = std::fs::read(&path).unwrap();
     std::fs::write(&path, &bytes[..bytes.len() - 5]).unwrap();
     let err = Lexicon::load(&stem, &meta(2)).unwrap_err().to_string();
-    assert!(err.contains("head.lexicon.safetensors") && !err.contains('\n'), "{err}");
+    assert!(
+        err.contains("head.lexicon.safetensors") && !err.contains('\n'),
+        "{err}"
+    );
 
     std::fs::write(&path, b"not safetensors").unwrap();
     let err = Lexicon::load(&stem, &meta(2)).unwrap_err().to_string();
     assert!(err.contains("not a safetensors file"), "{err}");
 
-    let missing = Lexicon::load(&dir.path().join("nothing"), &meta(2)).unwrap_err().to_string();
+    let missing = Lexicon::load(&dir.path().join("nothing"), &meta(2))
+        .unwrap_err()
+        .to_string();
     assert!(missing.contains("nothing.lexicon.safetensors"), "{missing}");
 }

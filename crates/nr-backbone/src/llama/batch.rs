@@ -35,7 +35,13 @@ impl PaddedBatch {
             for i in 0..s {
                 // Real queries see real keys up to themselves; padding queries see only themselves,
                 // so their rows stay finite (their outputs are never read).
-                mask.extend((0..s).map(|j| if (j >= p && j <= i) || (i < p && j == i) { 0.0 } else { MASKED }));
+                mask.extend((0..s).map(|j| {
+                    if (j >= p && j <= i) || (i < p && j == i) {
+                        0.0
+                    } else {
+                        MASKED
+                    }
+                }));
             }
         }
         Self {
@@ -59,7 +65,11 @@ pub fn step_inputs(
     let k = key_valid.first().map_or(0, Vec::len);
     let ids: Vec<i64> = tokens.iter().map(|&t| t as i64).collect();
     let pos: Vec<i64> = positions.iter().map(|&p| p as i64).collect();
-    let mask: Vec<f32> = key_valid.iter().flatten().map(|&ok| if ok { 0.0 } else { MASKED }).collect();
+    let mask: Vec<f32> = key_valid
+        .iter()
+        .flatten()
+        .map(|&ok| if ok { 0.0 } else { MASKED })
+        .collect();
     (
         Tensor::from_data(TensorData::new(ids, [b, 1]), device),
         Tensor::from_data(TensorData::new(pos, [b, 1]), device),

@@ -15,7 +15,9 @@ pub struct ChatTemplate {
 
 impl std::fmt::Debug for ChatTemplate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChatTemplate").field("bos_token", &self.bos_token).finish_non_exhaustive()
+        f.debug_struct("ChatTemplate")
+            .field("bos_token", &self.bos_token)
+            .finish_non_exhaustive()
     }
 }
 
@@ -25,18 +27,32 @@ impl ChatTemplate {
         let mut env = Environment::new();
         // HF templates call Python string methods (`.strip()`, `.startswith()`, ...).
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-        env.add_function("raise_exception", |msg: String| -> std::result::Result<String, minijinja::Error> {
-            Err(minijinja::Error::new(ErrorKind::InvalidOperation, msg))
-        });
+        env.add_function(
+            "raise_exception",
+            |msg: String| -> std::result::Result<String, minijinja::Error> {
+                Err(minijinja::Error::new(ErrorKind::InvalidOperation, msg))
+            },
+        );
         env.add_template_owned("chat", source.to_string())
             .map_err(|e| BackboneError::Template(format!("cannot compile: {e}")))?;
-        Ok(Self { env, bos_token: bos_token.to_string(), eos_token: eos_token.to_string() })
+        Ok(Self {
+            env,
+            bos_token: bos_token.to_string(),
+            eos_token: eos_token.to_string(),
+        })
     }
 
     /// Renders `messages` (anything serialising to `{role, content}` maps); with
     /// `add_generation_prompt` the prompt ends where the assistant's reply starts.
-    pub fn render<M: Serialize>(&self, messages: &[M], add_generation_prompt: bool) -> Result<String> {
-        let template = self.env.get_template("chat").map_err(|e| BackboneError::Template(e.to_string()))?;
+    pub fn render<M: Serialize>(
+        &self,
+        messages: &[M],
+        add_generation_prompt: bool,
+    ) -> Result<String> {
+        let template = self
+            .env
+            .get_template("chat")
+            .map_err(|e| BackboneError::Template(e.to_string()))?;
         template
             .render(context! {
                 messages => messages,

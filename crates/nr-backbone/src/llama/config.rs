@@ -56,7 +56,8 @@ impl LlamaConfig {
     /// Reads an HF `config.json`.
     pub fn from_hf_config(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| BackboneError::io(path, e))?;
-        let hf: HfConfig = serde_json::from_str(&text).map_err(|e| BackboneError::malformed(path, e.to_string()))?;
+        let hf: HfConfig = serde_json::from_str(&text)
+            .map_err(|e| BackboneError::malformed(path, e.to_string()))?;
         let arch = hf
             .architectures
             .as_ref()
@@ -67,11 +68,20 @@ impl LlamaConfig {
             .find(|(name, _)| name == arch)
             .ok_or_else(|| BackboneError::unsupported(path, format!("architectures = {arch}")))?;
         if let Some(scaling) = hf.rope_scaling.as_ref().filter(|v| !v.is_null()) {
-            return Err(BackboneError::unsupported(path, format!("rope_scaling = {scaling}")));
+            return Err(BackboneError::unsupported(
+                path,
+                format!("rope_scaling = {scaling}"),
+            ));
         }
-        let head_dim = hf.head_dim.unwrap_or(hf.hidden_size / hf.num_attention_heads);
+        let head_dim = hf
+            .head_dim
+            .unwrap_or(hf.hidden_size / hf.num_attention_heads);
         let config = Self {
-            architecture: if arch.starts_with("Qwen2") { "qwen2".into() } else { "llama".into() },
+            architecture: if arch.starts_with("Qwen2") {
+                "qwen2".into()
+            } else {
+                "llama".into()
+            },
             vocab_size: hf.vocab_size,
             hidden_size: hf.hidden_size,
             intermediate_size: hf.intermediate_size,
@@ -91,14 +101,23 @@ impl LlamaConfig {
 
     /// Checks the head arithmetic that the forward pass relies on.
     pub fn validate(&self, path: &Path) -> Result<()> {
-        if self.num_heads == 0 || self.num_kv_heads == 0 || !self.num_heads.is_multiple_of(self.num_kv_heads) {
+        if self.num_heads == 0
+            || self.num_kv_heads == 0
+            || !self.num_heads.is_multiple_of(self.num_kv_heads)
+        {
             return Err(BackboneError::malformed(
                 path,
-                format!("num_heads {} is not a multiple of num_kv_heads {}", self.num_heads, self.num_kv_heads),
+                format!(
+                    "num_heads {} is not a multiple of num_kv_heads {}",
+                    self.num_heads, self.num_kv_heads
+                ),
             ));
         }
         if !self.head_dim.is_multiple_of(2) || self.head_dim == 0 {
-            return Err(BackboneError::malformed(path, format!("head_dim {} must be even", self.head_dim)));
+            return Err(BackboneError::malformed(
+                path,
+                format!("head_dim {} must be even", self.head_dim),
+            ));
         }
         Ok(())
     }

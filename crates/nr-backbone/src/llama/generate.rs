@@ -16,7 +16,11 @@ pub enum Sampling {
     /// The most likely token (ties to the lowest id).
     Greedy,
     /// Softmax at `temperature`, restricted to the smallest set of tokens whose mass reaches `top_p`.
-    TopP { temperature: f32, top_p: f32, seed: u64 },
+    TopP {
+        temperature: f32,
+        top_p: f32,
+        seed: u64,
+    },
 }
 
 /// Settings of one generation call.
@@ -30,7 +34,11 @@ pub struct GenerateOptions {
 
 impl Default for GenerateOptions {
     fn default() -> Self {
-        Self { max_new_tokens: 32, sampling: Sampling::Greedy, collect_layers: Vec::new() }
+        Self {
+            max_new_tokens: 32,
+            sampling: Sampling::Greedy,
+            collect_layers: Vec::new(),
+        }
     }
 }
 
@@ -62,7 +70,9 @@ pub fn generate(
     opts: &GenerateOptions,
 ) -> Result<Vec<GeneratedTokens>> {
     if prompts.is_empty() || prompts.iter().any(Vec::is_empty) {
-        return Err(BackboneError::Input("generate: every prompt needs at least one token".into()));
+        return Err(BackboneError::Input(
+            "generate: every prompt needs at least one token".into(),
+        ));
     }
     let b = prompts.len();
     let device = &model.device;
@@ -79,12 +89,26 @@ pub fn generate(
         Sampling::Greedy => None,
     };
     let mut cache = KvCache::default();
-    let out = model.forward(batch.ids, &batch.positions, &batch.mask, Some(&mut cache), &[]);
+    let out = model.forward(
+        batch.ids,
+        &batch.positions,
+        &batch.mask,
+        Some(&mut cache),
+        &[],
+    );
     let mut logits = out.last_normed;
-    let mut key_valid: Vec<Vec<bool>> = batch.pad.iter().map(|&p| (0..batch.seq_len).map(|j| j >= p).collect()).collect();
+    let mut key_valid: Vec<Vec<bool>> = batch
+        .pad
+        .iter()
+        .map(|&p| (0..batch.seq_len).map(|j| j >= p).collect())
+        .collect();
     let mut next_pos: Vec<usize> = prompts.iter().map(Vec::len).collect();
     let mut results: Vec<GeneratedTokens> = (0..b)
-        .map(|_| GeneratedTokens { ids: Vec::new(), stop: StopReason::MaxNewTokens, hidden: BTreeMap::new() })
+        .map(|_| GeneratedTokens {
+            ids: Vec::new(),
+            stop: StopReason::MaxNewTokens,
+            hidden: BTreeMap::new(),
+        })
         .collect();
     let mut done = vec![false; b];
     // Tokens chosen at the previous step whose hidden states are still to be read back.
@@ -104,7 +128,11 @@ pub fn generate(
                 let flat = to_host(states)?;
                 for (row, slot) in pending.iter().enumerate() {
                     if slot.is_some() {
-                        results[row].hidden.entry(layer).or_default().push(flat[row * h..(row + 1) * h].to_vec());
+                        results[row]
+                            .hidden
+                            .entry(layer)
+                            .or_default()
+                            .push(flat[row * h..(row + 1) * h].to_vec());
                     }
                 }
             }
@@ -127,7 +155,12 @@ pub fn generate(
             }
             let row_scores = &scores[row * vocab..(row + 1) * vocab];
             let token = match (&opts.sampling, rng.as_mut()) {
-                (Sampling::TopP { temperature, top_p, .. }, Some(rng)) => sample_top_p(row_scores, *temperature, *top_p, rng),
+                (
+                    Sampling::TopP {
+                        temperature, top_p, ..
+                    },
+                    Some(rng),
+                ) => sample_top_p(row_scores, *temperature, *top_p, rng),
                 _ => argmax(row_scores),
             };
             if stop_ids.contains(&token) {
@@ -166,8 +199,11 @@ pub fn sample_top_p(scores: &[f32], temperature: f32, top_p: f32, rng: &mut StdR
         return argmax(scores);
     }
     let max = scores.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-    let mut probs: Vec<(u32, f64)> =
-        scores.iter().enumerate().map(|(i, &s)| (i as u32, (((s - max) / temperature) as f64).exp())).collect();
+    let mut probs: Vec<(u32, f64)> = scores
+        .iter()
+        .enumerate()
+        .map(|(i, &s)| (i as u32, (((s - max) / temperature) as f64).exp()))
+        .collect();
     let total: f64 = probs.iter().map(|p| p.1).sum();
     probs.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     let mut kept = 0.0;
@@ -206,9 +242,14 @@ mod tests {
         let scores = [0.0f32, 3.0f32.ln()];
         let mut rng = StdRng::seed_from_u64(7);
         let draws = 20_000;
-        let ones = (0..draws).filter(|_| sample_top_p(&scores, 1.0, 1.0, &mut rng) == 1).count();
+        let ones = (0..draws)
+            .filter(|_| sample_top_p(&scores, 1.0, 1.0, &mut rng) == 1)
+            .count();
         let share = ones as f64 / draws as f64;
-        assert!((share - 0.75).abs() < 0.015, "token 1 drawn {share:.3} of the time, expected 0.75");
+        assert!(
+            (share - 0.75).abs() < 0.015,
+            "token 1 drawn {share:.3} of the time, expected 0.75"
+        );
         // top_p = 0.5 keeps only the 0.75 token.
         assert!((0..200).all(|_| sample_top_p(&scores, 1.0, 0.5, &mut rng) == 1));
         // Temperature 0 is greedy.
@@ -216,7 +257,9 @@ mod tests {
         // The same seed draws the same sequence.
         let seq = |seed| {
             let mut r = StdRng::seed_from_u64(seed);
-            (0..50).map(|_| sample_top_p(&[0.1, 0.2, 0.3, 0.0], 1.0, 0.95, &mut r)).collect::<Vec<_>>()
+            (0..50)
+                .map(|_| sample_top_p(&[0.1, 0.2, 0.3, 0.0], 1.0, 0.95, &mut r))
+                .collect::<Vec<_>>()
         };
         assert_eq!(seq(3), seq(3));
     }

@@ -15,9 +15,9 @@ use crate::error::{BackboneError, Result};
 use crate::gguf::GgufFile;
 use crate::weights::{HostTensor, WeightSource};
 
-
 /// GGUF architectures this decoder implements, and whether their q/k/v projections carry biases.
-const GGUF_ARCHITECTURES: &[(&str, bool)] = &[("llama", false), ("qwen2", true), ("mistral", false)];
+const GGUF_ARCHITECTURES: &[(&str, bool)] =
+    &[("llama", false), ("qwen2", true), ("mistral", false)];
 
 pub(super) fn load(path: &Path, device: &Device) -> Result<Llm> {
     let gguf = GgufFile::open(path)?;
@@ -34,23 +34,34 @@ pub(super) fn load(path: &Path, device: &Device) -> Result<Llm> {
     )?;
     let weights = GgufLlamaWeights::new(&gguf, &config);
     let model = super::build::build_llama(config.clone(), &weights, device)?;
-    Ok(Llm { model, tokenizer, template, source: path.to_path_buf() })
+    Ok(Llm {
+        model,
+        tokenizer,
+        template,
+        source: path.to_path_buf(),
+    })
 }
 
 fn meta_int(gguf: &GgufFile, key: &str) -> Result<usize> {
-    let v = gguf.metadata(key).ok_or_else(|| BackboneError::missing(gguf.path(), format!("key '{key}'")))?;
+    let v = gguf
+        .metadata(key)
+        .ok_or_else(|| BackboneError::missing(gguf.path(), format!("key '{key}'")))?;
     v.as_integer()
         .and_then(|i| usize::try_from(i).ok())
-        .ok_or_else(|| BackboneError::malformed(gguf.path(), format!("key '{key}' is not a non-negative integer")))
+        .ok_or_else(|| {
+            BackboneError::malformed(
+                gguf.path(),
+                format!("key '{key}' is not a non-negative integer"),
+            )
+        })
 }
 
 fn meta_float(gguf: &GgufFile, key: &str) -> Result<Option<f64>> {
     match gguf.metadata(key) {
         None => Ok(None),
-        Some(v) => v
-            .as_float()
-            .map(Some)
-            .ok_or_else(|| BackboneError::malformed(gguf.path(), format!("key '{key}' is not a number"))),
+        Some(v) => v.as_float().map(Some).ok_or_else(|| {
+            BackboneError::malformed(gguf.path(), format!("key '{key}' is not a number"))
+        }),
     }
 }
 
@@ -65,18 +76,27 @@ pub fn config_from_gguf(gguf: &GgufFile) -> Result<LlamaConfig> {
     let &(_, attention_bias) = GGUF_ARCHITECTURES
         .iter()
         .find(|(name, _)| *name == arch)
-        .ok_or_else(|| BackboneError::unsupported(path, format!("general.architecture = {arch}")))?;
+        .ok_or_else(|| {
+            BackboneError::unsupported(path, format!("general.architecture = {arch}"))
+        })?;
     let hidden_size = meta_int(gguf, &format!("{arch}.embedding_length"))?;
     let num_heads = meta_int(gguf, &format!("{arch}.attention.head_count"))?;
-    let num_kv_heads = meta_int(gguf, &format!("{arch}.attention.head_count_kv")).unwrap_or(num_heads);
-    let head_dim = meta_int(gguf, &format!("{arch}.attention.key_length")).unwrap_or(hidden_size / num_heads.max(1));
+    let num_kv_heads =
+        meta_int(gguf, &format!("{arch}.attention.head_count_kv")).unwrap_or(num_heads);
+    let head_dim = meta_int(gguf, &format!("{arch}.attention.key_length"))
+        .unwrap_or(hidden_size / num_heads.max(1));
     let vocab_size = match meta_int(gguf, &format!("{arch}.vocab_size")) {
         Ok(v) => v,
         Err(_) => gguf
             .metadata("tokenizer.ggml.tokens")
             .and_then(|v| v.as_array())
             .map(|a| a.len())
-            .ok_or_else(|| BackboneError::missing(path, format!("key '{arch}.vocab_size' or 'tokenizer.ggml.tokens'")))?,
+            .ok_or_else(|| {
+                BackboneError::missing(
+                    path,
+                    format!("key '{arch}.vocab_size' or 'tokenizer.ggml.tokens'"),
+                )
+            })?,
     };
     let config = LlamaConfig {
         vocab_size,
@@ -86,7 +106,8 @@ pub fn config_from_gguf(gguf: &GgufFile) -> Result<LlamaConfig> {
         num_heads,
         num_kv_heads,
         head_dim,
-        rms_norm_eps: meta_float(gguf, &format!("{arch}.attention.layer_norm_rms_epsilon"))?.unwrap_or(1e-5),
+        rms_norm_eps: meta_float(gguf, &format!("{arch}.attention.layer_norm_rms_epsilon"))?
+            .unwrap_or(1e-5),
         rope_theta: meta_float(gguf, &format!("{arch}.rope.freq_base"))?.unwrap_or(10_000.0),
         max_position_embeddings: meta_int(gguf, &format!("{arch}.context_length")).unwrap_or(4096),
         tie_word_embeddings: !gguf.contains("output.weight"),
@@ -148,11 +169,15 @@ fn unpermute_rows(t: HostTensor, n_head: usize) -> HostTensor {
             for j in 0..2 {
                 let from = h * head_dim + i * 2 + j;
                 let to = h * head_dim + j * half + i;
-                data[to * cols..(to + 1) * cols].copy_from_slice(&t.data[from * cols..(from + 1) * cols]);
+                data[to * cols..(to + 1) * cols]
+                    .copy_from_slice(&t.data[from * cols..(from + 1) * cols]);
             }
         }
     }
-    HostTensor { data, shape: t.shape }
+    HostTensor {
+        data,
+        shape: t.shape,
+    }
 }
 
 impl WeightSource for GgufLlamaWeights<'_> {
@@ -165,8 +190,9 @@ impl WeightSource for GgufLlamaWeights<'_> {
     }
 
     fn tensor(&self, name: &str) -> Result<HostTensor> {
-        let g = gguf_name(name)
-            .ok_or_else(|| BackboneError::missing(self.file.path(), format!("a GGUF tensor for '{name}'")))?;
+        let g = gguf_name(name).ok_or_else(|| {
+            BackboneError::missing(self.file.path(), format!("a GGUF tensor for '{name}'"))
+        })?;
         let t = self.file.tensor(&g)?;
         if self.config.architecture != "llama" {
             return Ok(t);
@@ -185,10 +211,22 @@ mod tests {
 
     #[test]
     fn hf_names_map_to_gguf_names() {
-        assert_eq!(gguf_name("model.layers.7.self_attn.q_proj.weight").unwrap(), "blk.7.attn_q.weight");
-        assert_eq!(gguf_name("model.layers.0.mlp.down_proj.weight").unwrap(), "blk.0.ffn_down.weight");
-        assert_eq!(gguf_name("model.layers.12.self_attn.k_proj.bias").unwrap(), "blk.12.attn_k.bias");
-        assert_eq!(gguf_name("model.embed_tokens.weight").unwrap(), "token_embd.weight");
+        assert_eq!(
+            gguf_name("model.layers.7.self_attn.q_proj.weight").unwrap(),
+            "blk.7.attn_q.weight"
+        );
+        assert_eq!(
+            gguf_name("model.layers.0.mlp.down_proj.weight").unwrap(),
+            "blk.0.ffn_down.weight"
+        );
+        assert_eq!(
+            gguf_name("model.layers.12.self_attn.k_proj.bias").unwrap(),
+            "blk.12.attn_k.bias"
+        );
+        assert_eq!(
+            gguf_name("model.embed_tokens.weight").unwrap(),
+            "token_embd.weight"
+        );
         assert_eq!(gguf_name("model.layers.1.unknown.weight"), None);
     }
 
@@ -196,7 +234,10 @@ mod tests {
     fn unpermute_inverts_llama_cpp_permute() {
         // 2 heads of head_dim 4, 1 column: llama.cpp's permute maps HF row order
         // [h0: a0 a1 b0 b1 | h1: ...] (halves a, b) to interleaved [a0 b0 a1 b1].
-        let gguf = HostTensor { data: vec![0., 2., 1., 3., 4., 6., 5., 7.], shape: vec![8, 1] };
+        let gguf = HostTensor {
+            data: vec![0., 2., 1., 3., 4., 6., 5., 7.],
+            shape: vec![8, 1],
+        };
         let hf = unpermute_rows(gguf, 2);
         assert_eq!(hf.data, vec![0., 1., 2., 3., 4., 5., 6., 7.]);
     }

@@ -23,8 +23,8 @@ use serde::Serialize;
 pub use batch::PaddedBatch;
 pub use chat_template::ChatTemplate;
 pub use config::LlamaConfig;
-pub use gguf_source::{GgufLlamaWeights, config_from_gguf};
 pub use generate::{GenerateOptions, GeneratedTokens, Sampling, StopReason, argmax, sample_top_p};
+pub use gguf_source::{GgufLlamaWeights, config_from_gguf};
 pub use model::{KvCache, LlamaModel};
 pub use tokenizer::LlmTokenizer;
 
@@ -108,7 +108,10 @@ impl Llm {
         } else if path.is_file() {
             Self::load_gguf(path, device)
         } else {
-            Err(BackboneError::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or folder")))
+            Err(BackboneError::io(
+                path,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no such file or folder"),
+            ))
         }
     }
 
@@ -125,7 +128,12 @@ impl Llm {
         )?;
         let weights = SafetensorsWeights::open_folder(dir)?;
         let model = build::build_llama(config, &weights, device)?;
-        Ok(Self { model, tokenizer, template, source: dir.to_path_buf() })
+        Ok(Self {
+            model,
+            tokenizer,
+            template,
+            source: dir.to_path_buf(),
+        })
     }
 
     /// Loads a GGUF v3 file: hyper-parameters, weights (de-quantised), tokenizer and chat template.
@@ -155,13 +163,22 @@ impl Llm {
 
     /// One forward pass over `prompts` as a left-padded batch, returning the states of `layers`
     /// (padding removed) and, with `logits`, the next-token logits of each prompt.
-    pub fn forward(&self, prompts: &[Vec<u32>], layers: &[usize], logits: bool) -> Result<Vec<SequenceOutput>> {
+    pub fn forward(
+        &self,
+        prompts: &[Vec<u32>],
+        layers: &[usize],
+        logits: bool,
+    ) -> Result<Vec<SequenceOutput>> {
         if prompts.is_empty() || prompts.iter().any(Vec::is_empty) {
-            return Err(BackboneError::Input("forward: every prompt needs at least one token".into()));
+            return Err(BackboneError::Input(
+                "forward: every prompt needs at least one token".into(),
+            ));
         }
         let n = self.num_layers();
         if let Some(bad) = layers.iter().find(|&&l| l > n) {
-            return Err(BackboneError::Input(format!("layer {bad} does not exist: the model has layers 0..={n}")));
+            return Err(BackboneError::Input(format!(
+                "layer {bad} does not exist: the model has layers 0..={n}"
+            )));
         }
         let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
         if longest > self.model.rope.max_positions() {
@@ -172,20 +189,37 @@ impl Llm {
         }
         let batch = PaddedBatch::new(prompts, self.tokenizer.pad_id, &self.model.device);
         let (hidden, last_normed) = if logits {
-            let out = self.model.forward(batch.ids, &batch.positions, &batch.mask, None, layers);
+            let out = self
+                .model
+                .forward(batch.ids, &batch.positions, &batch.mask, None, layers);
             (out.hidden, Some(out.last_normed))
         } else {
-            (self.model.hidden_states(batch.ids, &batch.positions, &batch.mask, layers), None)
+            (
+                self.model
+                    .hidden_states(batch.ids, &batch.positions, &batch.mask, layers),
+                None,
+            )
         };
-        let mut results: Vec<SequenceOutput> =
-            (0..prompts.len()).map(|_| SequenceOutput { hidden: BTreeMap::new(), logits: None }).collect();
+        let mut results: Vec<SequenceOutput> = (0..prompts.len())
+            .map(|_| SequenceOutput {
+                hidden: BTreeMap::new(),
+                logits: None,
+            })
+            .collect();
         for (layer, states) in hidden {
             let [_, s, dim] = states.dims();
             let flat = to_host(states)?;
             for (row, res) in results.iter_mut().enumerate() {
                 let p = batch.pad[row];
                 let data = flat[(row * s + p) * dim..(row + 1) * s * dim].to_vec();
-                res.hidden.insert(layer, TokenStates { len: s - p, dim, data });
+                res.hidden.insert(
+                    layer,
+                    TokenStates {
+                        len: s - p,
+                        dim,
+                        data,
+                    },
+                );
             }
         }
         if let Some(last_normed) = last_normed {
@@ -200,15 +234,32 @@ impl Llm {
     }
 
     /// Generates a reply to each prompt (token ids), stopping at the model's stop tokens.
-    pub fn generate(&self, prompts: &[Vec<u32>], opts: &GenerateOptions) -> Result<Vec<Generation>> {
+    pub fn generate(
+        &self,
+        prompts: &[Vec<u32>],
+        opts: &GenerateOptions,
+    ) -> Result<Vec<Generation>> {
         let n = self.num_layers();
         if let Some(bad) = opts.collect_layers.iter().find(|&&l| l > n) {
-            return Err(BackboneError::Input(format!("layer {bad} does not exist: the model has layers 0..={n}")));
+            return Err(BackboneError::Input(format!(
+                "layer {bad} does not exist: the model has layers 0..={n}"
+            )));
         }
-        let raw = generate::generate(&self.model, prompts, &self.tokenizer.stop_ids, self.tokenizer.pad_id, opts)?;
+        let raw = generate::generate(
+            &self.model,
+            prompts,
+            &self.tokenizer.stop_ids,
+            self.tokenizer.pad_id,
+            opts,
+        )?;
         raw.into_iter()
             .map(|g| {
-                Ok(Generation { text: self.tokenizer.decode(&g.ids)?, ids: g.ids, stop: g.stop, hidden: g.hidden })
+                Ok(Generation {
+                    text: self.tokenizer.decode(&g.ids)?,
+                    ids: g.ids,
+                    stop: g.stop,
+                    hidden: g.hidden,
+                })
             })
             .collect()
     }
@@ -229,7 +280,12 @@ fn hf_chat_template(dir: &Path) -> Result<String> {
             .iter()
             .find(|t| t.get("name").and_then(|n| n.as_str()) == Some("default"))
             .and_then(|t| t.get("template")?.as_str().map(String::from))
-            .ok_or_else(|| BackboneError::missing(&cfg_path, "a 'default' entry in 'chat_template'")),
-        _ => Err(BackboneError::missing(&cfg_path, "key 'chat_template' (and no chat_template.jinja)")),
+            .ok_or_else(|| {
+                BackboneError::missing(&cfg_path, "a 'default' entry in 'chat_template'")
+            }),
+        _ => Err(BackboneError::missing(
+            &cfg_path,
+            "key 'chat_template' (and no chat_template.jinja)",
+        )),
     }
 }

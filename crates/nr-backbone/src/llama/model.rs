@@ -57,7 +57,10 @@ pub struct KvCache {
 impl KvCache {
     /// Number of cached positions (0 when empty).
     pub fn len(&self) -> usize {
-        self.layers.first().and_then(|l| l.as_ref()).map_or(0, |(k, _)| k.dims()[2])
+        self.layers
+            .first()
+            .and_then(|l| l.as_ref())
+            .map_or(0, |(k, _)| k.dims()[2])
     }
 
     pub fn is_empty(&self) -> bool {
@@ -98,9 +101,21 @@ impl Attention {
     ) -> Tensor<3> {
         let [b, s, _] = x.dims();
         let (h, kvh, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
-        let q = self.q_proj.forward(x.clone()).reshape([b, s, h, d]).swap_dims(1, 2);
-        let k = self.k_proj.forward(x.clone()).reshape([b, s, kvh, d]).swap_dims(1, 2);
-        let v = self.v_proj.forward(x).reshape([b, s, kvh, d]).swap_dims(1, 2);
+        let q = self
+            .q_proj
+            .forward(x.clone())
+            .reshape([b, s, h, d])
+            .swap_dims(1, 2);
+        let k = self
+            .k_proj
+            .forward(x.clone())
+            .reshape([b, s, kvh, d])
+            .swap_dims(1, 2);
+        let v = self
+            .v_proj
+            .forward(x)
+            .reshape([b, s, kvh, d])
+            .swap_dims(1, 2);
         let q = angles.rotate(q);
         let k = angles.rotate(k);
         let (k, v) = match cache {
@@ -119,7 +134,11 @@ impl Attention {
         let (k, v) = if rep == 1 {
             (k, v)
         } else {
-            let expand = |t: Tensor<4>| t.unsqueeze_dim::<5>(2).expand([b, kvh, rep, total, d]).reshape([b, h, total, d]);
+            let expand = |t: Tensor<4>| {
+                t.unsqueeze_dim::<5>(2)
+                    .expand([b, kvh, rep, total, d])
+                    .reshape([b, h, total, d])
+            };
             (expand(k), expand(v))
         };
         // softmax(q k^T / sqrt(d) + mask) v. Written out: on flex it measured faster than the fused
@@ -146,9 +165,13 @@ impl DecoderLayer {
         mask: &Tensor<4>,
         cache: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
     ) -> Tensor<3> {
-        let attn = self.self_attn.forward(self.input_layernorm.forward(x.clone()), angles, mask, cache);
+        let attn =
+            self.self_attn
+                .forward(self.input_layernorm.forward(x.clone()), angles, mask, cache);
         let x = x + attn;
-        let mlp = self.mlp.forward(self.post_attention_layernorm.forward(x.clone()));
+        let mlp = self
+            .mlp
+            .forward(self.post_attention_layernorm.forward(x.clone()));
         x + mlp
     }
 }
@@ -220,7 +243,10 @@ impl LlamaModel {
         if want.contains(&n) {
             hidden.insert(n, normed);
         }
-        ForwardOutput { hidden, last_normed }
+        ForwardOutput {
+            hidden,
+            last_normed,
+        }
     }
 
     /// Next-token logits `[batch, vocab]` from final-normed states `[batch, hidden]`.

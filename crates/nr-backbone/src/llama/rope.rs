@@ -45,11 +45,21 @@ impl Rope {
         let [b, s] = positions.dims();
         let d = self.cos.dims()[1];
         let flat = positions.clone().reshape([b * s]);
-        let cos = self.cos.clone().select(0, flat.clone()).reshape([b, 1, s, d]);
+        let cos = self
+            .cos
+            .clone()
+            .select(0, flat.clone())
+            .reshape([b, 1, s, d]);
         let sin = self.sin.clone().select(0, flat).reshape([b, 1, s, d]);
         // rotate_half(x) * sin == swap_halves(x) * [-sin_lo, sin_hi]: fold the sign into sin.
         let half = d / 2;
-        let signed_sin = Tensor::cat(vec![sin.clone().narrow(3, 0, half).neg(), sin.narrow(3, half, half)], 3);
+        let signed_sin = Tensor::cat(
+            vec![
+                sin.clone().narrow(3, 0, half).neg(),
+                sin.narrow(3, half, half),
+            ],
+            3,
+        );
         RopeAngles { cos, signed_sin }
     }
 }
@@ -65,7 +75,13 @@ impl RopeAngles {
     /// Rotates `x` `[batch, heads, seq, head_dim]`: `x * cos + rotate_half(x) * sin`.
     pub fn rotate(&self, x: Tensor<4>) -> Tensor<4> {
         let half = x.dims()[3] / 2;
-        let swapped = Tensor::cat(vec![x.clone().narrow(3, half, half), x.clone().narrow(3, 0, half)], 3);
+        let swapped = Tensor::cat(
+            vec![
+                x.clone().narrow(3, half, half),
+                x.clone().narrow(3, 0, half),
+            ],
+            3,
+        );
         x * self.cos.clone() + swapped * self.signed_sin.clone()
     }
 }

@@ -20,11 +20,23 @@ pub struct LlmTokenizer {
 }
 
 /// End-of-turn tokens of common chat formats; whichever the vocabulary holds also stops generation.
-const END_OF_TURN_TOKENS: &[&str] = &["<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>"];
+const END_OF_TURN_TOKENS: &[&str] = &[
+    "<|im_end|>",
+    "<|eot_id|>",
+    "<|end|>",
+    "<end_of_turn>",
+    "<|endoftext|>",
+];
 
 impl LlmTokenizer {
     /// Assembles the tokenizer, adding the chat format's end-of-turn tokens to `stop_ids`.
-    pub fn new(inner: Tokenizer, bos_id: Option<u32>, eos_id: Option<u32>, pad_id: Option<u32>, add_bos: bool) -> Self {
+    pub fn new(
+        inner: Tokenizer,
+        bos_id: Option<u32>,
+        eos_id: Option<u32>,
+        pad_id: Option<u32>,
+        add_bos: bool,
+    ) -> Self {
         let mut stop_ids: Vec<u32> = eos_id.into_iter().collect();
         for tok in END_OF_TURN_TOKENS {
             if let Some(id) = inner.token_to_id(tok)
@@ -34,7 +46,13 @@ impl LlmTokenizer {
             }
         }
         let pad_id = pad_id.or(eos_id).unwrap_or(0);
-        Self { inner, bos_id, stop_ids, pad_id, add_bos }
+        Self {
+            inner,
+            bos_id,
+            stop_ids,
+            pad_id,
+            add_bos,
+        }
     }
 
     /// Loads only the tokenizer of a `.gguf` file or an HF folder (no weights are read).
@@ -51,7 +69,13 @@ impl LlmTokenizer {
     pub fn from_gguf(gguf: &crate::gguf::GgufFile) -> Result<Self> {
         let t = crate::gguf::GgufTokenizer::from_gguf(gguf)?;
         let special = t.special().clone();
-        Ok(Self::new(t.into_tokenizer(), special.bos, special.eos, special.pad, special.add_bos))
+        Ok(Self::new(
+            t.into_tokenizer(),
+            special.bos,
+            special.eos,
+            special.pad,
+            special.add_bos,
+        ))
     }
 
     /// Loads `tokenizer.json` of an HF folder; special tokens come from `tokenizer_config.json`.
@@ -60,10 +84,14 @@ impl LlmTokenizer {
         if !path.is_file() {
             return Err(BackboneError::missing(dir, "tokenizer.json"));
         }
-        let inner = Tokenizer::from_file(&path).map_err(|e| BackboneError::malformed(&path, e.to_string()))?;
+        let inner = Tokenizer::from_file(&path)
+            .map_err(|e| BackboneError::malformed(&path, e.to_string()))?;
         let cfg = read_json_or_empty(&dir.join("tokenizer_config.json"))?;
         let id_of = |key: &str| special_token_text(&cfg, key).and_then(|t| inner.token_to_id(&t));
-        let add_bos = cfg.get("add_bos_token").and_then(|v| v.as_bool()).unwrap_or(false);
+        let add_bos = cfg
+            .get("add_bos_token")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
         let (bos, eos, pad) = (id_of("bos_token"), id_of("eos_token"), id_of("pad_token"));
         Ok(Self::new(inner, bos, eos, pad, add_bos))
     }
@@ -71,7 +99,10 @@ impl LlmTokenizer {
     /// Token ids of `text`; special-token text such as `<|im_start|>` maps to its id. BOS is added
     /// only when the model asks for it and the text does not already start with it.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        let enc = self.inner.encode(text, false).map_err(|e| BackboneError::Tokenizer(e.to_string()))?;
+        let enc = self
+            .inner
+            .encode(text, false)
+            .map_err(|e| BackboneError::Tokenizer(e.to_string()))?;
         let mut ids = enc.get_ids().to_vec();
         if let (true, Some(bos)) = (self.add_bos, self.bos_id)
             && ids.first() != Some(&bos)
@@ -83,18 +114,26 @@ impl LlmTokenizer {
 
     /// Token ids of `text` as a continuation of earlier tokens: never a BOS.
     pub fn encode_continuation(&self, text: &str) -> Result<Vec<u32>> {
-        let enc = self.inner.encode(text, false).map_err(|e| BackboneError::Tokenizer(e.to_string()))?;
+        let enc = self
+            .inner
+            .encode(text, false)
+            .map_err(|e| BackboneError::Tokenizer(e.to_string()))?;
         Ok(enc.get_ids().to_vec())
     }
 
     /// The token that closes a chat turn (`<|im_end|>`, `<|eot_id|>`, ...), else the EOS token.
     pub fn end_of_turn_id(&self) -> Option<u32> {
-        END_OF_TURN_TOKENS.iter().find_map(|t| self.inner.token_to_id(t)).or(self.stop_ids.first().copied())
+        END_OF_TURN_TOKENS
+            .iter()
+            .find_map(|t| self.inner.token_to_id(t))
+            .or(self.stop_ids.first().copied())
     }
 
     /// Text of `ids`, special tokens dropped.
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
-        self.inner.decode(ids, true).map_err(|e| BackboneError::Tokenizer(e.to_string()))
+        self.inner
+            .decode(ids, true)
+            .map_err(|e| BackboneError::Tokenizer(e.to_string()))
     }
 
     /// Tokens in the vocabulary, special tokens included (every id `encode` returns is below it).
@@ -104,7 +143,8 @@ impl LlmTokenizer {
 
     /// The text of a token id (for templates that need `bos_token`/`eos_token`).
     pub fn token_text(&self, id: Option<u32>) -> String {
-        id.and_then(|i| self.inner.id_to_token(i)).unwrap_or_default()
+        id.and_then(|i| self.inner.id_to_token(i))
+            .unwrap_or_default()
     }
 }
 
@@ -114,7 +154,8 @@ pub(crate) fn read_json_or_empty(path: &Path) -> Result<serde_json::Value> {
         return Ok(serde_json::Value::Object(Default::default()));
     }
     let text = std::fs::read_to_string(path).map_err(|e| BackboneError::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| BackboneError::malformed(path, format!("invalid JSON: {e}")))
+    serde_json::from_str(&text)
+        .map_err(|e| BackboneError::malformed(path, format!("invalid JSON: {e}")))
 }
 
 /// `tokenizer_config.json` stores special tokens as a string or as `{"content": ...}`.

@@ -173,7 +173,10 @@ impl TeacherEncoder {
         // On the CPU, batches run side by side on rayon's threads: one small batch keeps two cores
         // busy only in its matrix products, two batches keep them busy throughout.
         let per_bucket: Vec<Vec<Vec<f32>>> = if runs_on_host(&self.device) {
-            buckets.par_iter().map(encode_bucket).collect::<Result<_>>()?
+            buckets
+                .par_iter()
+                .map(encode_bucket)
+                .collect::<Result<_>>()?
         } else {
             buckets.iter().map(encode_bucket).collect::<Result<_>>()?
         };

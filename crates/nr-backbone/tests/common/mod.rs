@@ -13,26 +13,42 @@ pub fn repo_root() -> PathBuf {
 /// A model under `models/`, or a failure that says how to fetch it (tests never skip silently).
 pub fn model_path(name: &str) -> PathBuf {
     let p = repo_root().join("models").join(name);
-    assert!(p.exists(), "{} is missing: run `just models` (scripts/fetch-models.sh) first", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: run `just models` (scripts/fetch-models.sh) first",
+        p.display()
+    );
     p
 }
 
 /// A reference file of `../shared/fixtures`, parsed.
 pub fn fixture(name: &str) -> serde_json::Value {
     let p = repo_root().join("../shared/fixtures").join(name);
-    let text = std::fs::read_to_string(&p)
-        .unwrap_or_else(|e| panic!("{}: {e} (the shared fixtures sit beside the checkout)", p.display()));
+    let text = std::fs::read_to_string(&p).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (the shared fixtures sit beside the checkout)",
+            p.display()
+        )
+    });
     serde_json::from_str(&text).unwrap()
 }
 
 /// A JSON array of numbers as f32.
 pub fn floats(v: &serde_json::Value) -> Vec<f32> {
-    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
 }
 
 /// A JSON array of integers as u32.
 pub fn ids(v: &serde_json::Value) -> Vec<u32> {
-    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
 }
 
 /// ||a - b|| / ||b||
@@ -46,7 +62,11 @@ pub fn rel_l2(a: &[f32], b: &[f32]) -> f64 {
 /// The teacher folder `models/all-MiniLM-L6-v2`, or a failure that says how to fetch it.
 pub fn minilm_dir() -> PathBuf {
     let dir = model_path("all-MiniLM-L6-v2");
-    assert!(dir.join("model.safetensors").is_file(), "{}/model.safetensors is missing: run `just models`", dir.display());
+    assert!(
+        dir.join("model.safetensors").is_file(),
+        "{}/model.safetensors is missing: run `just models`",
+        dir.display()
+    );
     dir
 }
 
@@ -65,6 +85,7 @@ struct MinilmReference {
 
 /// The all-MiniLM-L6-v2 reference sentences of `../shared/fixtures/minilm_reference.json`.
 pub fn minilm_reference() -> Vec<MinilmCase> {
-    let reference: MinilmReference = serde_json::from_value(fixture("minilm_reference.json")).expect("fixture parses");
+    let reference: MinilmReference =
+        serde_json::from_value(fixture("minilm_reference.json")).expect("fixture parses");
     reference.cases
 }

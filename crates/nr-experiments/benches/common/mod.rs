@@ -13,31 +13,48 @@ use serde::Serialize;
 /// The repository root.
 pub fn root() -> PathBuf {
     let crate_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    crate_dir.ancestors().nth(2).expect("crates/<name> sits two levels below the root").to_path_buf()
+    crate_dir
+        .ancestors()
+        .nth(2)
+        .expect("crates/<name> sits two levels below the root")
+        .to_path_buf()
 }
 
 /// A file under `models/` (fetched by `just models`), or a panic that says so.
 pub fn model(name: &str) -> PathBuf {
     let path = root().join("models").join(name);
-    assert!(path.exists(), "{} is missing: run `just models` first", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run `just models` first",
+        path.display()
+    );
     path
 }
 
 /// A file of the offline QReCC layout (`just data` links or builds `data/qrecc-offline`).
 pub fn qrecc(name: &str) -> PathBuf {
     let path = root().join("data/qrecc-offline").join(name);
-    assert!(path.exists(), "{} is missing: run `just data` first", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run `just data` first",
+        path.display()
+    );
     path
 }
 
 /// An environment variable as a number, or `default`.
 pub fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// `n` random rows of width `dim`: uniform in [-1, 1) per coordinate, then L2-normalised.
 pub fn unit_rows(rng: &mut StdRng, n: usize, dim: usize) -> Vec<f32> {
-    let mut v: Vec<f32> = (0..n * dim).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+    let mut v: Vec<f32> = (0..n * dim)
+        .map(|_| rng.random_range(-1.0f32..1.0))
+        .collect();
     for row in v.chunks_mut(dim) {
         let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
         row.iter_mut().for_each(|x| *x /= norm);
@@ -69,8 +86,19 @@ impl Row {
         let mut sorted = runs.clone();
         sorted.sort_by(f64::total_cmp);
         let n = sorted.len();
-        let median = if n % 2 == 1 { sorted[n / 2] } else { (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0 };
-        Self { case: case.into(), unit: unit.into(), median, min: sorted[0], max: sorted[n - 1], runs }
+        let median = if n % 2 == 1 {
+            sorted[n / 2]
+        } else {
+            (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+        };
+        Self {
+            case: case.into(),
+            unit: unit.into(),
+            median,
+            min: sorted[0],
+            max: sorted[n - 1],
+            runs,
+        }
     }
 }
 
@@ -99,7 +127,9 @@ pub struct BenchFile {
 
 /// Seconds since the Unix epoch, stamped on each result file by [`BenchFile::finish`].
 fn unix_time() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 impl BenchFile {
@@ -110,12 +140,23 @@ impl BenchFile {
         println!("| case | median | min | max | unit |");
         println!("|---|---|---|---|---|");
         for r in &self.rows {
-            println!("| {} | {:.4} | {:.4} | {:.4} | {} |", r.case, r.median, r.min, r.max, r.unit);
+            println!(
+                "| {} | {:.4} | {:.4} | {:.4} | {} |",
+                r.case, r.median, r.min, r.max, r.unit
+            );
         }
         for r in &self.ratios {
-            println!("{}: {:.2}{}", r.name, r.value, r.target.map_or(String::new(), |t| format!(" (goal >= {t})")));
+            println!(
+                "{}: {:.2}{}",
+                r.name,
+                r.value,
+                r.target
+                    .map_or(String::new(), |t| format!(" (goal >= {t})"))
+            );
         }
-        let path = root().join("results/bench").join(format!("{}.json", self.bench));
+        let path = root()
+            .join("results/bench")
+            .join(format!("{}.json", self.bench));
         let mut json = serde_json::to_value(self).unwrap();
         json["unix_time"] = unix_time().into();
         write_atomic(&path, &serde_json::to_vec_pretty(&json).unwrap()).unwrap();

@@ -56,11 +56,15 @@ pub struct ChatArgs {
 #[serde(untagged)]
 enum ScriptTurn {
     User(String),
-    Recorded { user: String, assistant: Option<String> },
+    Recorded {
+        user: String,
+        assistant: Option<String>,
+    },
 }
 
 fn read_script(path: &Path) -> Result<Vec<(String, Option<String>)>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
     let turns: Vec<ScriptTurn> = serde_json::from_str(&text).with_context(|| {
         format!("{}: expected a JSON list of user turns (strings or {{\"user\", \"assistant\"}} objects)", path.display())
     })?;
@@ -85,7 +89,11 @@ pub fn run(args: ChatArgs) -> Result<()> {
         cache: args.cache.clone(),
         llm: args.llm.clone(),
         teacher: args.teacher.clone(),
-        mode: if args.gte { QueryMode::GenerateThenEncode } else { QueryMode::Native },
+        mode: if args.gte {
+            QueryMode::GenerateThenEncode
+        } else {
+            QueryMode::Native
+        },
         top_k: args.top_k.max(1),
         answer_passages: args.answer_passages,
         max_answer_tokens: args.max_answer_tokens,
@@ -107,13 +115,22 @@ pub fn run(args: ChatArgs) -> Result<()> {
 
 /// Reads user turns from stdin until EOF or `/quit`; `/reset` starts a new conversation.
 fn interactive(agent: &mut Agent, args: &ChatArgs) -> Result<()> {
-    eprintln!("native-retrieval chat ({}): /reset starts over, /quit or Ctrl-D ends", if args.gte { "generate-then-encode" } else { "native" });
+    eprintln!(
+        "native-retrieval chat ({}): /reset starts over, /quit or Ctrl-D ends",
+        if args.gte {
+            "generate-then-encode"
+        } else {
+            "native"
+        }
+    );
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();
     loop {
         eprint!("you> ");
         std::io::stderr().flush()?;
-        let Some(line) = lines.next().transpose()? else { break };
+        let Some(line) = lines.next().transpose()? else {
+            break;
+        };
         let line = line.trim();
         match line {
             "" => continue,
@@ -137,7 +154,13 @@ fn print_turn(agent: &Agent, result: &TurnResult, shown: &[usize], args: &ChatAr
     }
     for (rank, (hit, &i)) in result.retrieved.iter().zip(shown).enumerate() {
         let snippet: String = agent.passage(i).contents.chars().take(100).collect();
-        println!("  [{:>2}] {:.3}  {}  {}", rank + 1, hit.score, hit.id, snippet.replace('\n', " "));
+        println!(
+            "  [{:>2}] {:.3}  {}  {}",
+            rank + 1,
+            hit.score,
+            hit.id,
+            snippet.replace('\n', " ")
+        );
     }
     if !result.answer.is_empty() {
         println!("assistant> {}", result.answer);

@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use nr_data::{AnswerCorpus, AnswerSources, QreccTurn, read_qrecc_turns, write_collection, write_qrecc_turns};
+use nr_data::{
+    AnswerCorpus, AnswerSources, QreccTurn, read_qrecc_turns, write_collection, write_qrecc_turns,
+};
 
 #[derive(clap::Subcommand)]
 pub enum DataCommand {
@@ -29,7 +31,9 @@ pub struct BuildArgs {
 /// Splits training turns into (train, dev) by conversation: conversation numbers divisible by
 /// `every` go to dev, so no conversation is in both.
 pub fn hold_out_dev(turns: Vec<QreccTurn>, every: u32) -> (Vec<QreccTurn>, Vec<QreccTurn>) {
-    turns.into_iter().partition(|t| every == 0 || t.conversation_no % every != 0)
+    turns
+        .into_iter()
+        .partition(|t| every == 0 || t.conversation_no % every != 0)
 }
 
 pub fn run(cmd: DataCommand) -> Result<()> {
@@ -48,7 +52,11 @@ pub fn run(cmd: DataCommand) -> Result<()> {
     let has_dev = splits.iter().any(|(s, _)| *s == "dev");
     if let (false, Some(i)) = (has_dev, splits.iter().position(|(s, _)| *s == "train")) {
         let (train, dev) = hold_out_dev(std::mem::take(&mut splits[i].1), args.dev_every);
-        println!("dev: held out {} training turns (conversations divisible by {})", dev.len(), args.dev_every);
+        println!(
+            "dev: held out {} training turns (conversations divisible by {})",
+            dev.len(),
+            args.dev_every
+        );
         splits[i].1 = train;
         splits.insert(i + 1, ("dev", dev));
     }
@@ -59,8 +67,14 @@ pub fn run(cmd: DataCommand) -> Result<()> {
     let mut passages = None;
     for (split, turns) in &splits {
         let corpus = AnswerCorpus::build(&all, turns, AnswerSources::TurnAndContextAnswers);
-        corpus.qrels.write(args.output.join(format!("qrels_{split}.txt")))?;
-        println!("{split}: {} turns, {} judged", turns.len(), corpus.qrels.len());
+        corpus
+            .qrels
+            .write(args.output.join(format!("qrels_{split}.txt")))?;
+        println!(
+            "{split}: {} turns, {} judged",
+            turns.len(),
+            corpus.qrels.len()
+        );
         passages = Some(corpus.passages);
     }
     let passages = passages.unwrap_or_default();

@@ -29,7 +29,10 @@ pub fn run(args: RunArgs) -> Result<()> {
         println!("report: {}", report.display());
         return Ok(());
     }
-    let opts = RunOptions { force: args.force.into_iter().collect(), resume: args.resume };
+    let opts = RunOptions {
+        force: args.force.into_iter().collect(),
+        resume: args.resume,
+    };
     let report = pipeline::run(manifest, &opts)?;
     println!("report: {}", report.display());
     Ok(())

@@ -43,7 +43,10 @@ pub fn check(manifest: &Manifest) -> Vec<String> {
     require(&manifest.teacher.path, "teacher.path", &mut p, true);
     // Parse the data files too: a malformed file fails here rather than an hour into a run.
     if p.is_empty() {
-        for path in [&d.train, &d.dev, &d.test].into_iter().chain(&d.extra_train) {
+        for path in [&d.train, &d.dev, &d.test]
+            .into_iter()
+            .chain(&d.extra_train)
+        {
             if let Err(e) = nr_data::read_qrecc_turns(path) {
                 p.push(e.to_string());
             }
@@ -56,7 +59,9 @@ pub fn check(manifest: &Manifest) -> Vec<String> {
     }
     for term in &manifest.losses.use_terms {
         if !["align", "contrastive", "rank"].contains(&term.as_str()) {
-            p.push(format!("losses.use_terms: unknown loss '{term}' (align, contrastive, rank)"));
+            p.push(format!(
+                "losses.use_terms: unknown loss '{term}' (align, contrastive, rank)"
+            ));
         }
     }
     if let Err(e) = crate::train::head_config(manifest, 1, 1) {

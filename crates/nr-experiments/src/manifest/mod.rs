@@ -183,9 +183,13 @@ impl LayerRef {
     pub fn resolve(&self, num_layers: usize) -> Result<usize> {
         match self {
             LayerRef::Index(i) if *i <= num_layers => Ok(*i),
-            LayerRef::Index(i) => bail!("backbone.layers: layer {i} does not exist (the model has 0..={num_layers})"),
+            LayerRef::Index(i) => {
+                bail!("backbone.layers: layer {i} does not exist (the model has 0..={num_layers})")
+            }
             LayerRef::Name(n) if n == "last" => Ok(num_layers),
-            LayerRef::Name(n) => bail!("backbone.layers: '{n}' is neither a layer index nor \"last\""),
+            LayerRef::Name(n) => {
+                bail!("backbone.layers: '{n}' is neither a layer index nor \"last\"")
+            }
         }
     }
 }
@@ -409,7 +413,9 @@ pub struct EvaluationSpec {
 impl Default for EvaluationSpec {
     fn default() -> Self {
         Self {
-            metrics: ["recall_10", "mrr_10", "ndcg_cut_3", "recall_100"].map(String::from).to_vec(),
+            metrics: ["recall_10", "mrr_10", "ndcg_cut_3", "recall_100"]
+                .map(String::from)
+                .to_vec(),
             depth: 100,
             bootstrap: 1000,
             permutations: 1000,
@@ -424,14 +430,17 @@ impl Manifest {
     pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
         let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
         if overrides.is_empty() {
-            return toml::from_str(&text).map_err(|e| anyhow::anyhow!(one_line_toml_error(path, &text, &e)));
+            return toml::from_str(&text)
+                .map_err(|e| anyhow::anyhow!(one_line_toml_error(path, &text, &e)));
         }
-        let mut table: toml::Table = toml::from_str(&text).map_err(|e| anyhow::anyhow!(one_line_toml_error(path, &text, &e)))?;
+        let mut table: toml::Table = toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!(one_line_toml_error(path, &text, &e)))?;
         for o in overrides {
             apply_override(&mut table, o).with_context(|| format!("--set {o}"))?;
         }
-        Manifest::deserialize(toml::Value::Table(table))
-            .map_err(|e| anyhow::anyhow!("{} (after --set): {}", path.display(), e.message().trim()))
+        Manifest::deserialize(toml::Value::Table(table)).map_err(|e| {
+            anyhow::anyhow!("{} (after --set): {}", path.display(), e.message().trim())
+        })
     }
 }
 

@@ -15,7 +15,9 @@ pub fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<()> {
     }
     let mut current = table;
     for part in &parts[..parts.len() - 1] {
-        let entry = current.entry(part.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let entry = current
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
         current = match entry {
             toml::Value::Table(t) => t,
             _ => bail!("'{part}' in '{key}' is not a table"),
@@ -29,7 +31,9 @@ pub fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<()> {
 pub fn parse_value(raw: &str) -> toml::Value {
     let doc = format!("v = {raw}");
     match toml::from_str::<toml::Table>(&doc) {
-        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.to_string())),
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(raw.to_string())),
         Err(_) => toml::Value::String(raw.to_string()),
     }
 }
@@ -40,13 +44,17 @@ mod tests {
 
     #[test]
     fn overrides_set_nested_values_of_any_type() {
-        let mut t: toml::Table = toml::from_str("[data]\ntest = \"a.json\"\n[training]\nepochs = 3\n").unwrap();
+        let mut t: toml::Table =
+            toml::from_str("[data]\ntest = \"a.json\"\n[training]\nepochs = 3\n").unwrap();
         apply_override(&mut t, "data.test=b.json").unwrap();
         apply_override(&mut t, "training.epochs=5").unwrap();
         apply_override(&mut t, "losses.use_terms=[\"align\"]").unwrap();
         assert_eq!(t["data"]["test"].as_str(), Some("b.json"));
         assert_eq!(t["training"]["epochs"].as_integer(), Some(5));
-        assert_eq!(t["losses"]["use_terms"].as_array().unwrap()[0].as_str(), Some("align"));
+        assert_eq!(
+            t["losses"]["use_terms"].as_array().unwrap()[0].as_str(),
+            Some("align")
+        );
         assert!(apply_override(&mut t, "data.test.x=1").is_err());
         assert!(apply_override(&mut t, "novalue").is_err());
     }

@@ -19,18 +19,38 @@ pub fn vectors(
     let make = || -> Result<TensorSet> {
         let (dim, data) = build()?;
         let mut set = TensorSet::new();
-        set.insert("data".into(), CachedTensor::new(vec![ids.len(), dim], data)?);
+        set.insert(
+            "data".into(),
+            CachedTensor::new(vec![ids.len(), dim], data)?,
+        );
         Ok(set)
     };
-    let set = if force { store(cache, key, make()?)? } else { cache.get_or_build(key, StorageDtype::F32, make)? };
+    let set = if force {
+        store(cache, key, make()?)?
+    } else {
+        cache.get_or_build(key, StorageDtype::F32, make)?
+    };
     let t = &set["data"];
-    Ok(Vectors { ids: ids.to_vec(), dim: t.shape[1], data: t.data.clone() })
+    Ok(Vectors {
+        ids: ids.to_vec(),
+        dim: t.shape[1],
+        data: t.data.clone(),
+    })
 }
 
 /// Cached head inputs; `build` runs on a miss (or when `force`).
-pub fn head_inputs(cache: &TensorCache, key: &CacheKey, force: bool, build: impl FnOnce() -> Result<HeadInputs>) -> Result<HeadInputs> {
+pub fn head_inputs(
+    cache: &TensorCache,
+    key: &CacheKey,
+    force: bool,
+    build: impl FnOnce() -> Result<HeadInputs>,
+) -> Result<HeadInputs> {
     let make = || -> Result<TensorSet> { inputs_to_set(&build()?) };
-    let set = if force { store(cache, key, make()?)? } else { cache.get_or_build(key, StorageDtype::F32, make)? };
+    let set = if force {
+        store(cache, key, make()?)?
+    } else {
+        cache.get_or_build(key, StorageDtype::F32, make)?
+    };
     set_to_inputs(&set)
 }
 
@@ -42,16 +62,24 @@ fn store(cache: &TensorCache, key: &CacheKey, set: TensorSet) -> Result<TensorSe
 fn inputs_to_set(x: &HeadInputs) -> Result<TensorSet> {
     let total = *x.offsets.last().unwrap_or(&0);
     let mut set = TensorSet::new();
-    set.insert("data".into(), CachedTensor::new(vec![total, x.layers, x.dim], x.data.clone())?);
+    set.insert(
+        "data".into(),
+        CachedTensor::new(vec![total, x.layers, x.dim], x.data.clone())?,
+    );
     // Offsets as f32 are exact below 2^24 tokens.
     let offsets = x.offsets.iter().map(|&o| o as f32).collect();
-    set.insert("offsets".into(), CachedTensor::new(vec![x.offsets.len()], offsets)?);
+    set.insert(
+        "offsets".into(),
+        CachedTensor::new(vec![x.offsets.len()], offsets)?,
+    );
     Ok(set)
 }
 
 fn set_to_inputs(set: &TensorSet) -> Result<HeadInputs> {
     let data = set.get("data").context("cache entry without 'data'")?;
-    let offsets = set.get("offsets").context("cache entry without 'offsets'")?;
+    let offsets = set
+        .get("offsets")
+        .context("cache entry without 'offsets'")?;
     Ok(HeadInputs {
         layers: data.shape[1],
         dim: data.shape[2],
@@ -65,7 +93,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
     }
-    let tmp = path.with_extension(format!("{}.tmp", path.extension().and_then(|e| e.to_str()).unwrap_or("")));
+    let tmp = path.with_extension(format!(
+        "{}.tmp",
+        path.extension().and_then(|e| e.to_str()).unwrap_or("")
+    ));
     std::fs::write(&tmp, bytes).with_context(|| tmp.display().to_string())?;
     std::fs::rename(&tmp, path).with_context(|| path.display().to_string())?;
     Ok(())
@@ -80,10 +111,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = TensorCache::new(dir.path());
         let key = nr_data::CacheKeyBuilder::new("test").input("a").finish();
-        let x = HeadInputs { layers: 2, dim: 3, offsets: vec![0, 1, 3], data: (0..18).map(|v| v as f32).collect() };
+        let x = HeadInputs {
+            layers: 2,
+            dim: 3,
+            offsets: vec![0, 1, 3],
+            data: (0..18).map(|v| v as f32).collect(),
+        };
         let built = head_inputs(&cache, &key, false, || Ok(x.clone())).unwrap();
         assert_eq!(built, x);
-        let again = head_inputs(&cache, &key, false, || panic!("must come from the cache")).unwrap();
+        let again =
+            head_inputs(&cache, &key, false, || panic!("must come from the cache")).unwrap();
         assert_eq!(again, x);
     }
 }

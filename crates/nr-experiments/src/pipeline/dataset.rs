@@ -3,7 +3,10 @@
 use std::collections::HashSet;
 
 use anyhow::{Context, Result};
-use nr_data::{Passage, PassageReader, Qrels, QreccTurn, corpus_sentence_turns, read_qrecc_turns, standalone_rewrite_turns};
+use nr_data::{
+    Passage, PassageReader, QreccTurn, Qrels, corpus_sentence_turns, read_qrecc_turns,
+    standalone_rewrite_turns,
+};
 
 use crate::manifest::DataSpec;
 
@@ -21,7 +24,12 @@ pub struct Split {
 impl Split {
     fn new(name: &'static str, turns: Vec<QreccTurn>, qrels: Qrels) -> Self {
         let parts = vec![turns.len()];
-        Self { name, turns, qrels, parts }
+        Self {
+            name,
+            turns,
+            qrels,
+            parts,
+        }
     }
 
     /// The split's turns in its cached parts (see [`Split::parts`]).
@@ -63,7 +71,10 @@ impl ExperimentData {
     /// Reads every file the manifest names, applying its size limits.
     pub fn load(spec: &DataSpec) -> Result<Self> {
         // Training turns still allowed by `max_train_turns` after `turns`.
-        let room = |turns: &[QreccTurn]| spec.max_train_turns.map_or(usize::MAX, |n| n.saturating_sub(turns.len()));
+        let room = |turns: &[QreccTurn]| {
+            spec.max_train_turns
+                .map_or(usize::MAX, |n| n.saturating_sub(turns.len()))
+        };
         let mut train_turns = read_turns(&spec.train, spec.max_train_turns)?;
         for extra in &spec.extra_train {
             let more = read_turns(extra, Some(room(&train_turns)))?;
@@ -75,20 +86,34 @@ impl ExperimentData {
             train_turns.extend(standalone);
         }
         let mut train = Split::new("train", train_turns, Qrels::read(&spec.qrels_train)?);
-        let dev = Split::new("dev", read_turns(&spec.dev, spec.max_eval_turns)?, Qrels::read(&spec.qrels_dev)?);
-        let test = Split::new("test", read_turns(&spec.test, spec.max_eval_turns)?, Qrels::read(&spec.qrels_test)?);
+        let dev = Split::new(
+            "dev",
+            read_turns(&spec.dev, spec.max_eval_turns)?,
+            Qrels::read(&spec.qrels_dev)?,
+        );
+        let test = Split::new(
+            "test",
+            read_turns(&spec.test, spec.max_eval_turns)?,
+            Qrels::read(&spec.qrels_test)?,
+        );
         let passages = read_passages(spec, &[&train, &dev, &test])?;
         if spec.corpus_sentences > 0 {
             // Never the passages that evaluation turns are judged against.
             let held_out: HashSet<&str> = [&dev, &test].iter().flat_map(|s| gold_ids(s)).collect();
             let n = spec.corpus_sentences.min(room(&train.turns));
-            let sentences = corpus_sentence_turns(&passages, &held_out, n, next_million(&train.turns));
+            let sentences =
+                corpus_sentence_turns(&passages, &held_out, n, next_million(&train.turns));
             if !sentences.is_empty() {
                 train.parts.push(sentences.len());
                 train.turns.extend(sentences);
             }
         }
-        Ok(Self { train, dev, test, passages })
+        Ok(Self {
+            train,
+            dev,
+            test,
+            passages,
+        })
     }
 }
 
@@ -104,7 +129,12 @@ pub fn gold_ids(split: &Split) -> impl Iterator<Item = &str> {
         .turns
         .iter()
         .filter_map(|t| split.qrels.get(&t.id()))
-        .flat_map(|q| q.judgments().iter().filter(|j| j.relevance > 0).map(|j| j.doc_id.as_str()))
+        .flat_map(|q| {
+            q.judgments()
+                .iter()
+                .filter(|j| j.relevance > 0)
+                .map(|j| j.doc_id.as_str())
+        })
 }
 
 /// The collection, or with `max_passages` a subset holding every gold passage of the kept turns
@@ -112,9 +142,15 @@ pub fn gold_ids(split: &Split) -> impl Iterator<Item = &str> {
 fn read_passages(spec: &DataSpec, splits: &[&Split]) -> Result<Vec<Passage>> {
     let reader = PassageReader::open(&spec.passages)?;
     let Some(limit) = spec.max_passages else {
-        return reader.collect::<Result<Vec<_>, _>>().with_context(|| spec.passages.display().to_string());
+        return reader
+            .collect::<Result<Vec<_>, _>>()
+            .with_context(|| spec.passages.display().to_string());
     };
-    let gold: HashSet<String> = splits.iter().flat_map(|s| gold_ids(s)).map(str::to_string).collect();
+    let gold: HashSet<String> = splits
+        .iter()
+        .flat_map(|s| gold_ids(s))
+        .map(str::to_string)
+        .collect();
     let mut kept = Vec::new();
     let mut others = Vec::new();
     for p in reader {
@@ -135,7 +171,10 @@ mod tests {
     use super::*;
 
     fn spec(extra: &str) -> DataSpec {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data/qrecc-offline");
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/data/qrecc-offline"
+        );
         let text = format!(
             r#"train = "{dir}/qrecc_train.json"
             extra_train = ["{dir}/qrecc_train_rewrites_only.json"]
@@ -159,7 +198,11 @@ mod tests {
         // history (counted with Python's json module).
         assert_eq!(turns.len(), 1066 + 3104 + 3983);
         let standalone = &turns[1066 + 3104..];
-        assert!(standalone.iter().all(|t| t.context.is_empty() && t.question == t.rewrite && t.turn_no == 1));
+        assert!(
+            standalone
+                .iter()
+                .all(|t| t.context.is_empty() && t.question == t.rewrite && t.turn_no == 1)
+        );
         assert_eq!(standalone[0].conversation_no, 1_000_000);
         let limited = ExperimentData::load(&spec("max_train_turns = 4200")).unwrap();
         assert_eq!(limited.train.turns.len(), 4200);
@@ -175,15 +218,38 @@ mod tests {
         let parts = data.train.part_turns();
         assert_eq!((parts[0].len(), parts[1].len()), (turns, 500));
         let sentences = parts[1];
-        assert_eq!(sentences[0].conversation_no, 2_000_000, "after the standalone rewrites' 1,000,000s");
-        assert!(sentences.iter().all(|t| t.conversation_source == "corpus-sentence" && t.context.is_empty()));
-        let contents: std::collections::HashMap<&str, &str> =
-            data.passages.iter().map(|p| (p.id.as_str(), p.contents.as_str())).collect();
+        assert_eq!(
+            sentences[0].conversation_no, 2_000_000,
+            "after the standalone rewrites' 1,000,000s"
+        );
+        assert!(
+            sentences
+                .iter()
+                .all(|t| t.conversation_source == "corpus-sentence" && t.context.is_empty())
+        );
+        let contents: std::collections::HashMap<&str, &str> = data
+            .passages
+            .iter()
+            .map(|p| (p.id.as_str(), p.contents.as_str()))
+            .collect();
         let held_out: HashSet<&str> = gold_ids(&data.dev).chain(gold_ids(&data.test)).collect();
-        let held_sentences: HashSet<String> = held_out.iter().map(|id| nr_data::first_sentence(contents[id])).collect();
-        assert!(held_out.len() > 400, "{} gold passages of dev and test", held_out.len());
-        assert!(sentences.iter().all(|t| !held_sentences.contains(&t.question)), "a dev/test gold passage became training text");
-        let limited = ExperimentData::load(&spec("corpus_sentences = 500\nmax_train_turns = 8200")).unwrap();
+        let held_sentences: HashSet<String> = held_out
+            .iter()
+            .map(|id| nr_data::first_sentence(contents[id]))
+            .collect();
+        assert!(
+            held_out.len() > 400,
+            "{} gold passages of dev and test",
+            held_out.len()
+        );
+        assert!(
+            sentences
+                .iter()
+                .all(|t| !held_sentences.contains(&t.question)),
+            "a dev/test gold passage became training text"
+        );
+        let limited =
+            ExperimentData::load(&spec("corpus_sentences = 500\nmax_train_turns = 8200")).unwrap();
         assert_eq!(limited.train.parts, vec![turns, 47]);
     }
 }

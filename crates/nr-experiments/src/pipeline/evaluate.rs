@@ -49,7 +49,11 @@ pub fn median(xs: &mut [f64]) -> f64 {
     }
     xs.sort_by(f64::total_cmp);
     let n = xs.len();
-    if n % 2 == 1 { xs[n / 2] } else { (xs[n / 2 - 1] + xs[n / 2]) / 2.0 }
+    if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
+    }
 }
 
 fn time_ms<T>(f: impl FnOnce() -> Result<T>) -> Result<(T, f64)> {
@@ -60,28 +64,50 @@ fn time_ms<T>(f: impl FnOnce() -> Result<T>) -> Result<(T, f64)> {
 
 /// Teacher on the raw question, on context + question, on the human rewrite (oracle), and
 /// generate-then-encode, for the test turns.
-pub fn baseline_systems(ctx: &Experiment, _passages: &Vectors, opts: &RunOptions) -> Result<SystemVectors> {
+pub fn baseline_systems(
+    ctx: &Experiment,
+    _passages: &Vectors,
+    opts: &RunOptions,
+) -> Result<SystemVectors> {
     let test = &ctx.data.test;
     let ids = test.ids();
-    let texts = |f: &dyn Fn(&nr_data::QreccTurn) -> String| test.turns.iter().map(f).collect::<Vec<String>>();
+    let texts = |f: &dyn Fn(&nr_data::QreccTurn) -> String| {
+        test.turns.iter().map(f).collect::<Vec<String>>()
+    };
     let mut out = SystemVectors::default();
     let raw = texts(&|t| t.question.clone());
     let ctxq = texts(&context_question_text);
     let rewrite = texts(&|t| t.rewrite.clone());
-    out.vectors.insert("raw_question".into(), ctx.teacher.queries(&ids, &raw, &ctx.cache, false)?);
-    out.vectors.insert("context_question".into(), ctx.teacher.queries(&ids, &ctxq, &ctx.cache, false)?);
-    out.vectors.insert("human_rewrite".into(), ctx.teacher.queries(&ids, &rewrite, &ctx.cache, false)?);
+    out.vectors.insert(
+        "raw_question".into(),
+        ctx.teacher.queries(&ids, &raw, &ctx.cache, false)?,
+    );
+    out.vectors.insert(
+        "context_question".into(),
+        ctx.teacher.queries(&ids, &ctxq, &ctx.cache, false)?,
+    );
+    out.vectors.insert(
+        "human_rewrite".into(),
+        ctx.teacher.queries(&ids, &rewrite, &ctx.cache, false)?,
+    );
     let generated = ctx.rewrites(test.name, &test.turns, opts)?;
-    out.vectors.insert(GTE.into(), ctx.teacher.queries(&ids, &generated, &ctx.cache, false)?);
+    out.vectors.insert(
+        GTE.into(),
+        ctx.teacher.queries(&ids, &generated, &ctx.cache, false)?,
+    );
 
     // Latency on a few turns, batch 1.
     let n = test.turns.len().min(LATENCY_SAMPLE);
     let prompts = ctx.rewrite_prompts(&test.turns)?;
-    let gen_opts = GenerateOptions { max_new_tokens: ctx.manifest.backbone.max_new_tokens, ..Default::default() };
+    let gen_opts = GenerateOptions {
+        max_new_tokens: ctx.manifest.backbone.max_new_tokens,
+        ..Default::default()
+    };
     let (mut prefill, mut generation, mut teacher_ms) = (Vec::new(), Vec::new(), Vec::new());
     for prompt in prompts.iter().take(n) {
         let (_, p) = time_ms(|| Ok(ctx.llm.forward(std::slice::from_ref(prompt), &[], true)?))?;
-        let (g, total) = time_ms(|| Ok(ctx.llm.generate(std::slice::from_ref(prompt), &gen_opts)?))?;
+        let (g, total) =
+            time_ms(|| Ok(ctx.llm.generate(std::slice::from_ref(prompt), &gen_opts)?))?;
         let query = first_line(&g[0].text);
         let (_, t) = time_ms(|| Ok(ctx.teacher.encoder.encode(&[query.as_str()])?))?;
         prefill.push(p);
@@ -96,10 +122,27 @@ pub fn baseline_systems(ctx: &Experiment, _passages: &Vectors, opts: &RunOptions
     }
     out.latency.insert(
         GTE.into(),
-        Latency { prefill_ms: median(&mut prefill), generation_ms: median(&mut generation), teacher_ms: median(&mut teacher_ms), head_ms: 0.0 },
+        Latency {
+            prefill_ms: median(&mut prefill),
+            generation_ms: median(&mut generation),
+            teacher_ms: median(&mut teacher_ms),
+            head_ms: 0.0,
+        },
     );
-    out.latency.insert("raw_question".into(), Latency { teacher_ms: median(&mut raw_ms), ..Default::default() });
-    out.latency.insert("context_question".into(), Latency { teacher_ms: median(&mut ctxq_ms), ..Default::default() });
+    out.latency.insert(
+        "raw_question".into(),
+        Latency {
+            teacher_ms: median(&mut raw_ms),
+            ..Default::default()
+        },
+    );
+    out.latency.insert(
+        "context_question".into(),
+        Latency {
+            teacher_ms: median(&mut ctxq_ms),
+            ..Default::default()
+        },
+    );
     Ok(out)
 }
 
@@ -111,7 +154,12 @@ pub fn top_k(queries: &Vectors, passages: &Vectors, k: usize) -> Result<Vec<Vec<
         queries.dim,
         passages.dim
     );
-    Ok(nr_eval::search::exact_search(&queries.data, &passages.data, passages.dim, k)?)
+    Ok(nr_eval::search::exact_search(
+        &queries.data,
+        &passages.data,
+        passages.dim,
+        k,
+    )?)
 }
 
 /// Mean MRR@10 of query vectors against `qrels`: the model-selection figure of every dev choice.
@@ -126,7 +174,13 @@ pub fn mrr10(queries: &Vectors, passages: &Vectors, qrels: &Qrels) -> Result<f64
 pub fn to_run(queries: &Vectors, passages: &Vectors, hits: &[Vec<(usize, f32)>]) -> Result<Run> {
     let mut run = Run::new();
     for (qid, list) in queries.ids.iter().zip(hits) {
-        let docs = list.iter().map(|&(i, s)| ScoredDoc { doc_id: passages.ids[i].clone(), score: s as f64 }).collect();
+        let docs = list
+            .iter()
+            .map(|&(i, s)| ScoredDoc {
+                doc_id: passages.ids[i].clone(),
+                score: s as f64,
+            })
+            .collect();
         run.insert(qid, docs).map_err(anyhow::Error::msg)?;
     }
     Ok(run)
@@ -147,7 +201,11 @@ pub struct SystemResult {
 }
 
 /// Retrieval, metrics and significance of every system.
-pub fn score_systems(ctx: &Experiment, passages: &Vectors, systems: &BTreeMap<String, Vectors>) -> Result<BTreeMap<String, SystemResult>> {
+pub fn score_systems(
+    ctx: &Experiment,
+    passages: &Vectors,
+    systems: &BTreeMap<String, Vectors>,
+) -> Result<BTreeMap<String, SystemResult>> {
     let eval = &ctx.manifest.evaluation;
     let qrels: &Qrels = &ctx.data.test.qrels;
     let mut results = BTreeMap::new();
@@ -157,7 +215,13 @@ pub fn score_systems(ctx: &Experiment, passages: &Vectors, systems: &BTreeMap<St
         let scored = nr_eval::evaluate(qrels, &run, &eval.metrics)?;
         results.insert(
             name.clone(),
-            SystemResult { mean: scored.mean, per_query: scored.per_query, ci95: BTreeMap::new(), p_vs_gte: BTreeMap::new(), run },
+            SystemResult {
+                mean: scored.mean,
+                per_query: scored.per_query,
+                ci95: BTreeMap::new(),
+                p_vs_gte: BTreeMap::new(),
+                run,
+            },
         );
     }
     let gte = results.get(GTE).map(|r| r.per_query.clone());
@@ -167,9 +231,15 @@ pub fn score_systems(ctx: &Experiment, passages: &Vectors, systems: &BTreeMap<St
             let ci = nr_eval::bootstrap_ci(&values, eval.bootstrap, 0.95, eval.seed);
             result.ci95.insert(metric.clone(), ci);
             if let Some(gte) = &gte {
-                let (a, b): (Vec<f64>, Vec<f64>) =
-                    result.per_query.iter().map(|(q, m)| (m[metric], gte[q][metric])).unzip();
-                result.p_vs_gte.insert(metric.clone(), nr_eval::randomization_test(&a, &b, eval.permutations, eval.seed));
+                let (a, b): (Vec<f64>, Vec<f64>) = result
+                    .per_query
+                    .iter()
+                    .map(|(q, m)| (m[metric], gte[q][metric]))
+                    .unzip();
+                result.p_vs_gte.insert(
+                    metric.clone(),
+                    nr_eval::randomization_test(&a, &b, eval.permutations, eval.seed),
+                );
             }
         }
     }
@@ -180,29 +250,46 @@ pub fn score_systems(ctx: &Experiment, passages: &Vectors, systems: &BTreeMap<St
 /// how closely a system reproduces the teacher's embedding of the reference text. Systems without
 /// the reference's turns or width are left out.
 pub fn fidelity(systems: &BTreeMap<String, Vectors>, reference: &str) -> BTreeMap<String, f64> {
-    let Some(r) = systems.get(reference) else { return BTreeMap::new() };
+    let Some(r) = systems.get(reference) else {
+        return BTreeMap::new();
+    };
     let cos = |a: &[f32], b: &[f32]| {
         let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-        let n = a.iter().map(|x| x * x).sum::<f32>().sqrt() * b.iter().map(|x| x * x).sum::<f32>().sqrt();
+        let n = a.iter().map(|x| x * x).sum::<f32>().sqrt()
+            * b.iter().map(|x| x * x).sum::<f32>().sqrt();
         (dot / n.max(1e-12)) as f64
     };
     systems
         .iter()
         .filter(|(_, v)| v.ids == r.ids && v.dim == r.dim && !v.ids.is_empty())
-        .map(|(name, v)| (name.clone(), (0..v.ids.len()).map(|i| cos(v.row(i), r.row(i))).sum::<f64>() / v.ids.len() as f64))
+        .map(|(name, v)| {
+            (
+                name.clone(),
+                (0..v.ids.len())
+                    .map(|i| cos(v.row(i), r.row(i)))
+                    .sum::<f64>()
+                    / v.ids.len() as f64,
+            )
+        })
         .collect()
 }
 
 /// Share of scored turns on which each system agrees with generate-then-encode: both retrieve a
 /// gold passage in their top 10, or both retrieve none (the paper's "agreement on retrieval points").
 pub fn agreement_with_gte(results: &BTreeMap<String, SystemResult>) -> BTreeMap<String, f64> {
-    let Some(gte) = results.get(GTE) else { return BTreeMap::new() };
+    let Some(gte) = results.get(GTE) else {
+        return BTreeMap::new();
+    };
     let hit = |m: &BTreeMap<String, f64>| m.get("recall_10").is_some_and(|v| *v > 0.0);
     results
         .iter()
         .filter(|(_, r)| !r.per_query.is_empty())
         .map(|(name, r)| {
-            let agree = r.per_query.iter().filter(|(q, m)| gte.per_query.get(*q).is_some_and(|g| hit(g) == hit(m))).count();
+            let agree = r
+                .per_query
+                .iter()
+                .filter(|(q, m)| gte.per_query.get(*q).is_some_and(|g| hit(g) == hit(m)))
+                .count();
             (name.clone(), agree as f64 / r.per_query.len() as f64)
         })
         .collect()
@@ -215,7 +302,15 @@ mod tests {
     fn result(per_query: &[(&str, f64)]) -> SystemResult {
         SystemResult {
             mean: BTreeMap::new(),
-            per_query: per_query.iter().map(|(q, r)| (q.to_string(), BTreeMap::from([("recall_10".to_string(), *r)]))).collect(),
+            per_query: per_query
+                .iter()
+                .map(|(q, r)| {
+                    (
+                        q.to_string(),
+                        BTreeMap::from([("recall_10".to_string(), *r)]),
+                    )
+                })
+                .collect(),
             ci95: BTreeMap::new(),
             p_vs_gte: BTreeMap::new(),
             run: Run::new(),
@@ -225,8 +320,14 @@ mod tests {
     #[test]
     fn agreement_counts_turns_where_both_hit_or_both_miss() {
         let results = BTreeMap::from([
-            (GTE.to_string(), result(&[("a", 1.0), ("b", 0.0), ("c", 0.5), ("d", 0.0)])),
-            ("native".to_string(), result(&[("a", 0.5), ("b", 0.0), ("c", 0.0), ("d", 1.0)])),
+            (
+                GTE.to_string(),
+                result(&[("a", 1.0), ("b", 0.0), ("c", 0.5), ("d", 0.0)]),
+            ),
+            (
+                "native".to_string(),
+                result(&[("a", 0.5), ("b", 0.0), ("c", 0.0), ("d", 1.0)]),
+            ),
         ]);
         let agree = agreement_with_gte(&results);
         assert_eq!(agree["native"], 0.5, "a (both hit) and b (both miss) of 4");
@@ -235,13 +336,20 @@ mod tests {
 
     #[test]
     fn fidelity_is_the_mean_row_cosine_with_the_reference() {
-        let v = |data: Vec<f32>| Vectors { ids: vec!["a".into(), "b".into()], dim: 2, data };
+        let v = |data: Vec<f32>| Vectors {
+            ids: vec!["a".into(), "b".into()],
+            dim: 2,
+            data,
+        };
         let systems = BTreeMap::from([
             ("human_rewrite".to_string(), v(vec![1.0, 0.0, 0.0, 2.0])),
             ("native".to_string(), v(vec![1.0, 1.0, 0.0, -1.0])),
         ]);
         let f = fidelity(&systems, "human_rewrite");
-        assert!((f["native"] - (0.5f64.sqrt() - 1.0) / 2.0).abs() < 1e-6, "{f:?}");
+        assert!(
+            (f["native"] - (0.5f64.sqrt() - 1.0) / 2.0).abs() < 1e-6,
+            "{f:?}"
+        );
         assert!((f["human_rewrite"] - 1.0).abs() < 1e-6);
         assert!(fidelity(&systems, "absent").is_empty());
     }

@@ -13,8 +13,14 @@ use crate::train::lexicon::LexicalInput;
 
 /// Token ids of each turn's conversation prompt (history, question, generation prompt), the oldest
 /// turns dropped to fit `budget` tokens. With `system`, it is the first message.
-pub fn conversation_prompts(llm: &Llm, turns: &[QreccTurn], system: Option<&str>, budget: usize) -> Result<Vec<Vec<u32>>> {
-    let count = |messages: &[ChatMessage]| llm.chat_ids(messages).map_or(usize::MAX, |ids| ids.len());
+pub fn conversation_prompts(
+    llm: &Llm,
+    turns: &[QreccTurn],
+    system: Option<&str>,
+    budget: usize,
+) -> Result<Vec<Vec<u32>>> {
+    let count =
+        |messages: &[ChatMessage]| llm.chat_ids(messages).map_or(usize::MAX, |ids| ids.len());
     turns
         .iter()
         .map(|t| {
@@ -27,9 +33,18 @@ pub fn conversation_prompts(llm: &Llm, turns: &[QreccTurn], system: Option<&str>
 /// How many tokens at the end of each conversation prompt belong to the current question and the
 /// generation prompt after it: the prompt minus its longest common prefix with the same
 /// conversation whose question is empty.
-pub fn question_token_counts(llm: &Llm, turns: &[QreccTurn], system: Option<&str>, budget: usize) -> Result<Vec<usize>> {
-    let count = |messages: &[ChatMessage]| llm.chat_ids(messages).map_or(usize::MAX, |ids| ids.len());
-    turns.iter().map(|t| Ok(question_prompt(llm, &t.context, &t.question, system, budget, &count)?.1)).collect()
+pub fn question_token_counts(
+    llm: &Llm,
+    turns: &[QreccTurn],
+    system: Option<&str>,
+    budget: usize,
+) -> Result<Vec<usize>> {
+    let count =
+        |messages: &[ChatMessage]| llm.chat_ids(messages).map_or(usize::MAX, |ids| ids.len());
+    turns
+        .iter()
+        .map(|t| Ok(question_prompt(llm, &t.context, &t.question, system, budget, &count)?.1))
+        .collect()
 }
 
 /// The prompt of one conversation and how many of its last tokens belong to the current question
@@ -56,9 +71,18 @@ pub fn question_prompt(
 
 /// What the lexicon reads of each turn: the LLM's tokens of every message of the conversation
 /// prompt (fitted to `budget` like [`conversation_prompts`]; a system message is not read).
-pub fn lexical_inputs(llm: &Llm, turns: &[QreccTurn], system: Option<&str>, budget: usize) -> Result<Vec<LexicalInput>> {
-    let count = |messages: &[ChatMessage]| llm.chat_ids(messages).map_or(usize::MAX, |ids| ids.len());
-    turns.iter().map(|t| lexical_input(llm, &t.context, &t.question, system, budget, &count)).collect()
+pub fn lexical_inputs(
+    llm: &Llm,
+    turns: &[QreccTurn],
+    system: Option<&str>,
+    budget: usize,
+) -> Result<Vec<LexicalInput>> {
+    let count =
+        |messages: &[ChatMessage]| llm.chat_ids(messages).map_or(usize::MAX, |ids| ids.len());
+    turns
+        .iter()
+        .map(|t| lexical_input(llm, &t.context, &t.question, system, budget, &count))
+        .collect()
 }
 
 /// [`lexical_inputs`] of one conversation.
@@ -71,16 +95,27 @@ pub fn lexical_input(
     count: &dyn Fn(&[ChatMessage]) -> usize,
 ) -> Result<LexicalInput> {
     let fitted = fit_conversation(history, question, system, budget, count);
-    let mut messages: Vec<&ChatMessage> = fitted.messages.iter().filter(|m| m.role != nr_data::ROLE_SYSTEM).collect();
+    let mut messages: Vec<&ChatMessage> = fitted
+        .messages
+        .iter()
+        .filter(|m| m.role != nr_data::ROLE_SYSTEM)
+        .collect();
     let last = messages.pop().expect("the question is the last message");
     let history = messages
         .into_iter()
         .map(|m| {
-            let speaker = if m.role == nr_data::ROLE_USER { Speaker::User } else { Speaker::Assistant };
+            let speaker = if m.role == nr_data::ROLE_USER {
+                Speaker::User
+            } else {
+                Speaker::Assistant
+            };
             Ok((speaker, llm.tokenizer.encode_continuation(&m.content)?))
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(LexicalInput { question: llm.tokenizer.encode_continuation(&last.content)?, history })
+    Ok(LexicalInput {
+        question: llm.tokenizer.encode_continuation(&last.content)?,
+        history,
+    })
 }
 
 /// A progress bar on stderr for `n` items, hidden when `show` is false.
@@ -161,13 +196,21 @@ pub fn context_features(
         let out = llm.forward(&chunk, layers, false)?;
         for (&r, seq) in rows.iter().zip(&out) {
             let states: Vec<&TokenStates> = layers.iter().map(|l| &seq.hidden[l]).collect();
-            let k = if pool == Pooling::Question { question_tokens.map_or(pool_k, |q| q[r]) } else { pool_k };
+            let k = if pool == Pooling::Question {
+                question_tokens.map_or(pool_k, |q| q[r])
+            } else {
+                pool_k
+            };
             per_turn[r] = Some(pool_tokens(&states, pool, k));
         }
         bar.inc(rows.len() as u64);
     }
     bar.finish_and_clear();
-    Ok(assemble(per_turn.into_iter().map(Option::unwrap).collect(), layers.len(), dim))
+    Ok(assemble(
+        per_turn.into_iter().map(Option::unwrap).collect(),
+        layers.len(),
+        dim,
+    ))
 }
 
 /// Generates a standalone query for each rewrite prompt (greedy) and keeps the first line of each.
@@ -180,7 +223,10 @@ pub fn generate_rewrites(
 ) -> Result<Vec<String>> {
     let mut queries = vec![String::new(); prompts.len()];
     let lengths: Vec<usize> = prompts.iter().map(Vec::len).collect();
-    let opts = GenerateOptions { max_new_tokens, ..Default::default() };
+    let opts = GenerateOptions {
+        max_new_tokens,
+        ..Default::default()
+    };
     let bar = progress(prompts.len(), "rewrites", show_progress);
     for rows in length_sorted_batches(&lengths, batch) {
         let chunk: Vec<Vec<u32>> = rows.iter().map(|&r| prompts[r].clone()).collect();
@@ -214,10 +260,22 @@ pub fn query_token_features(
     batch: usize,
     show_progress: bool,
 ) -> Result<HeadInputs> {
-    anyhow::ensure!(prompts.len() == queries.len(), "{} prompts but {} queries", prompts.len(), queries.len());
+    anyhow::ensure!(
+        prompts.len() == queries.len(),
+        "{} prompts but {} queries",
+        prompts.len(),
+        queries.len()
+    );
     let dim = llm.hidden_size();
-    let continuations = queries.iter().map(|q| query_continuation(llm, q)).collect::<Result<Vec<_>>>()?;
-    let full: Vec<Vec<u32>> = prompts.iter().zip(&continuations).map(|(p, c)| [p.as_slice(), c].concat()).collect();
+    let continuations = queries
+        .iter()
+        .map(|q| query_continuation(llm, q))
+        .collect::<Result<Vec<_>>>()?;
+    let full: Vec<Vec<u32>> = prompts
+        .iter()
+        .zip(&continuations)
+        .map(|(p, c)| [p.as_slice(), c].concat())
+        .collect();
     let mut per_turn: Vec<Option<(usize, Vec<f32>)>> = vec![None; prompts.len()];
     let lengths: Vec<usize> = full.iter().map(Vec::len).collect();
     let bar = progress(prompts.len(), "query tokens", show_progress);
@@ -230,7 +288,11 @@ pub fn query_token_features(
                 .iter()
                 .map(|l| {
                     let s = &seq.hidden[l];
-                    TokenStates { len: n, dim, data: s.data[(s.len - n) * dim..].to_vec() }
+                    TokenStates {
+                        len: n,
+                        dim,
+                        data: s.data[(s.len - n) * dim..].to_vec(),
+                    }
                 })
                 .collect();
             let refs: Vec<&TokenStates> = query.iter().collect();
@@ -239,12 +301,20 @@ pub fn query_token_features(
         bar.inc(rows.len() as u64);
     }
     bar.finish_and_clear();
-    Ok(assemble(per_turn.into_iter().map(Option::unwrap).collect(), layers.len(), dim))
+    Ok(assemble(
+        per_turn.into_iter().map(Option::unwrap).collect(),
+        layers.len(),
+        dim,
+    ))
 }
 
 /// The first non-empty line of a generated text, trimmed (what generate-then-encode searches with).
 pub fn first_line(text: &str) -> String {
-    text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("").to_string()
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("")
+        .to_string()
 }
 
 fn assemble(per_turn: Vec<(usize, Vec<f32>)>, layers: usize, dim: usize) -> HeadInputs {
@@ -254,7 +324,12 @@ fn assemble(per_turn: Vec<(usize, Vec<f32>)>, layers: usize, dim: usize) -> Head
         offsets.push(offsets.last().unwrap() + tokens);
         data.extend(rows);
     }
-    HeadInputs { layers, dim, offsets, data }
+    HeadInputs {
+        layers,
+        dim,
+        offsets,
+        data,
+    }
 }
 
 #[cfg(test)]
@@ -270,28 +345,58 @@ mod tests {
     #[cfg(feature = "flex")]
     #[test]
     fn question_tokens_cover_the_question_and_the_generation_prompt_only() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/SmolLM2-135M-Instruct.Q4_1.gguf");
-        assert!(path.is_file(), "{} is missing: run `just models` first", path.display());
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../models/SmolLM2-135M-Instruct.Q4_1.gguf");
+        assert!(
+            path.is_file(),
+            "{} is missing: run `just models` first",
+            path.display()
+        );
         let llm = Llm::load(&path, &burn::tensor::Device::flex()).unwrap();
-        let history = vec!["Who wrote Dune?".to_string(), "Frank Herbert wrote Dune.".to_string()];
+        let history = vec![
+            "Who wrote Dune?".to_string(),
+            "Frank Herbert wrote Dune.".to_string(),
+        ];
         let count = |m: &[ChatMessage]| llm.chat_ids(m).map_or(usize::MAX, |ids| ids.len());
-        let (ids, k) = question_prompt(&llm, &history, "When was it published?", None, 512, &count).unwrap();
+        let (ids, k) =
+            question_prompt(&llm, &history, "When was it published?", None, 512, &count).unwrap();
         let fitted = fit_conversation(&history, "When was it published?", None, 512, &count);
-        assert_eq!(ids, llm.chat_ids(&fitted.messages).unwrap(), "the prompt is the conversation prompt");
+        assert_eq!(
+            ids,
+            llm.chat_ids(&fitted.messages).unwrap(),
+            "the prompt is the conversation prompt"
+        );
         let tail = llm.tokenizer.decode(&ids[ids.len() - k..]).unwrap();
         // The question's 5 tokens, then "<|im_end|>", "\n", "<|im_start|>", "assistant", "\n".
         assert!(tail.starts_with("When was it published?"), "{tail:?}");
-        assert!(!tail.contains("Herbert") && !tail.contains("user"), "{tail:?}");
+        assert!(
+            !tail.contains("Herbert") && !tail.contains("user"),
+            "{tail:?}"
+        );
         assert!(tail.trim_end().ends_with("assistant"), "{tail:?}");
     }
 
     #[test]
     fn pooling_keeps_layer_blocks_per_token() {
-        let a = TokenStates { len: 3, dim: 2, data: vec![1., 2., 3., 4., 5., 6.] };
-        let b = TokenStates { len: 3, dim: 2, data: vec![10., 20., 30., 40., 50., 60.] };
-        assert_eq!(pool_tokens(&[&a, &b], Pooling::Last, 1), (1, vec![5., 6., 50., 60.]));
+        let a = TokenStates {
+            len: 3,
+            dim: 2,
+            data: vec![1., 2., 3., 4., 5., 6.],
+        };
+        let b = TokenStates {
+            len: 3,
+            dim: 2,
+            data: vec![10., 20., 30., 40., 50., 60.],
+        };
+        assert_eq!(
+            pool_tokens(&[&a, &b], Pooling::Last, 1),
+            (1, vec![5., 6., 50., 60.])
+        );
         assert_eq!(pool_tokens(&[&a], Pooling::MeanLast, 2), (1, vec![4., 5.]));
-        assert_eq!(pool_tokens(&[&a, &b], Pooling::Tokens, 2), (2, vec![3., 4., 30., 40., 5., 6., 50., 60.]));
+        assert_eq!(
+            pool_tokens(&[&a, &b], Pooling::Tokens, 2),
+            (2, vec![3., 4., 30., 40., 5., 6., 50., 60.])
+        );
         assert_eq!(first_line("\n  what is X?\nmore"), "what is X?");
     }
 }

@@ -60,7 +60,11 @@ pub struct Experiment {
 pub fn model_hash(path: &Path) -> Result<String> {
     let file = if path.is_dir() {
         let single = path.join("model.safetensors");
-        if single.is_file() { single } else { path.join("model.safetensors.index.json") }
+        if single.is_file() {
+            single
+        } else {
+            path.join("model.safetensors.index.json")
+        }
     } else {
         path.to_path_buf()
     };
@@ -90,7 +94,16 @@ impl Experiment {
         let layers = manifest.backbone.resolve_layers(llm.num_layers())?;
         tracing::info!("models loaded in {:.1}s", start.elapsed().as_secs_f64());
         let cache = TensorCache::new(&manifest.cache);
-        Ok(Self { manifest, device, cache, data, llm, llm_hash, teacher, layers })
+        Ok(Self {
+            manifest,
+            device,
+            cache,
+            data,
+            llm,
+            llm_hash,
+            teacher,
+            layers,
+        })
     }
 
     fn llm_key(&self, kind: &str) -> CacheKeyBuilder {
@@ -100,90 +113,175 @@ impl Experiment {
     /// Conversation prompts of turns (context source and the native agent).
     pub fn conversation_prompts(&self, turns: &[QreccTurn]) -> Result<Vec<Vec<u32>>> {
         let b = &self.manifest.backbone;
-        llm_features::conversation_prompts(&self.llm, turns, b.system_prompt.as_deref(), b.max_prompt_tokens)
+        llm_features::conversation_prompts(
+            &self.llm,
+            turns,
+            b.system_prompt.as_deref(),
+            b.max_prompt_tokens,
+        )
     }
 
     /// Rewrite prompts of turns (generate-then-encode and `query_tokens`).
     pub fn rewrite_prompts(&self, turns: &[QreccTurn]) -> Result<Vec<Vec<u32>>> {
         let b = &self.manifest.backbone;
-        llm_features::conversation_prompts(&self.llm, turns, Some(&b.rewrite_instruction), b.max_prompt_tokens)
+        llm_features::conversation_prompts(
+            &self.llm,
+            turns,
+            Some(&b.rewrite_instruction),
+            b.max_prompt_tokens,
+        )
     }
 
     /// Head inputs of a split's turns from the configured source, each of its parts cached apart.
     pub fn head_inputs(&self, split: &Split, opts: &RunOptions) -> Result<HeadInputs> {
-        let parts =
-            split.part_turns().into_iter().map(|turns| self.part_head_inputs(split.name, turns, opts)).collect::<Result<Vec<_>>>()?;
+        let parts = split
+            .part_turns()
+            .into_iter()
+            .map(|turns| self.part_head_inputs(split.name, turns, opts))
+            .collect::<Result<Vec<_>>>()?;
         Ok(HeadInputs::concat(parts))
     }
 
     /// Head inputs of one cached part of split `name`.
-    fn part_head_inputs(&self, name: &str, turns: &[QreccTurn], opts: &RunOptions) -> Result<HeadInputs> {
+    fn part_head_inputs(
+        &self,
+        name: &str,
+        turns: &[QreccTurn],
+        opts: &RunOptions,
+    ) -> Result<HeadInputs> {
         let b = &self.manifest.backbone;
         match b.source {
             HiddenSource::Context => {
                 let prompts = self.conversation_prompts(turns)?;
                 let key = self
                     .llm_key("llm-context-features")
-                    .inputs(prompts.iter().map(|p| format!("{p:?}")).collect::<Vec<_>>().iter().map(String::as_str))
+                    .inputs(
+                        prompts
+                            .iter()
+                            .map(|p| format!("{p:?}"))
+                            .collect::<Vec<_>>()
+                            .iter()
+                            .map(String::as_str),
+                    )
                     .setting("layers", format!("{:?}", self.layers))
                     .setting("pool", format!("{:?}", b.pool))
                     .setting("pool_k", b.pool_k)
                     .finish();
-                cached::head_inputs(&self.cache, &key, opts.force.contains(&Stage::Hidden), || {
-                    tracing::info!("{name}: hidden states of {} prompts", prompts.len());
-                    let question_tokens = match b.pool {
-                        Pooling::Question => Some(llm_features::question_token_counts(
+                cached::head_inputs(
+                    &self.cache,
+                    &key,
+                    opts.force.contains(&Stage::Hidden),
+                    || {
+                        tracing::info!("{name}: hidden states of {} prompts", prompts.len());
+                        let question_tokens = match b.pool {
+                            Pooling::Question => Some(llm_features::question_token_counts(
+                                &self.llm,
+                                turns,
+                                b.system_prompt.as_deref(),
+                                b.max_prompt_tokens,
+                            )?),
+                            _ => None,
+                        };
+                        let q = question_tokens.as_deref();
+                        llm_features::context_features(
                             &self.llm,
-                            turns,
-                            b.system_prompt.as_deref(),
-                            b.max_prompt_tokens,
-                        )?),
-                        _ => None,
-                    };
-                    let q = question_tokens.as_deref();
-                    llm_features::context_features(&self.llm, &prompts, &self.layers, b.pool, b.pool_k, q, b.batch_size, true)
-                })
+                            &prompts,
+                            &self.layers,
+                            b.pool,
+                            b.pool_k,
+                            q,
+                            b.batch_size,
+                            true,
+                        )
+                    },
+                )
             }
             HiddenSource::QueryTokens => {
                 let prompts = self.rewrite_prompts(turns)?;
-                let queries = if name == "train" && b.query_tokens_train == QueryTokensTrain::HumanRewrite {
-                    turns.iter().map(|t| t.rewrite.clone()).collect()
-                } else {
-                    self.rewrites(name, turns, opts)?
-                };
+                let queries =
+                    if name == "train" && b.query_tokens_train == QueryTokensTrain::HumanRewrite {
+                        turns.iter().map(|t| t.rewrite.clone()).collect()
+                    } else {
+                        self.rewrites(name, turns, opts)?
+                    };
                 let key = self
                     .llm_key("llm-query-token-features")
-                    .inputs(prompts.iter().zip(&queries).map(|(p, q)| format!("{p:?}{q}")).collect::<Vec<_>>().iter().map(String::as_str))
+                    .inputs(
+                        prompts
+                            .iter()
+                            .zip(&queries)
+                            .map(|(p, q)| format!("{p:?}{q}"))
+                            .collect::<Vec<_>>()
+                            .iter()
+                            .map(String::as_str),
+                    )
                     .setting("layers", format!("{:?}", self.layers))
                     .setting("pool", format!("{:?}", b.pool))
                     .finish();
-                cached::head_inputs(&self.cache, &key, opts.force.contains(&Stage::Hidden), || {
-                    tracing::info!("{name}: hidden states of {} queries", queries.len());
-                    llm_features::query_token_features(&self.llm, &prompts, &queries, &self.layers, b.pool, b.batch_size, true)
-                })
+                cached::head_inputs(
+                    &self.cache,
+                    &key,
+                    opts.force.contains(&Stage::Hidden),
+                    || {
+                        tracing::info!("{name}: hidden states of {} queries", queries.len());
+                        llm_features::query_token_features(
+                            &self.llm,
+                            &prompts,
+                            &queries,
+                            &self.layers,
+                            b.pool,
+                            b.batch_size,
+                            true,
+                        )
+                    },
+                )
             }
         }
     }
 
     /// The LLM's standalone query for each turn of a split (generate-then-encode, and what the
     /// `query_tokens` head reads at test time), cached as JSON.
-    pub fn rewrites(&self, name: &str, turns: &[QreccTurn], opts: &RunOptions) -> Result<Vec<String>> {
+    pub fn rewrites(
+        &self,
+        name: &str,
+        turns: &[QreccTurn],
+        opts: &RunOptions,
+    ) -> Result<Vec<String>> {
         let b = &self.manifest.backbone;
         let prompts = self.rewrite_prompts(turns)?;
         let key = self
             .llm_key("llm-rewrite-texts")
-            .inputs(prompts.iter().map(|p| format!("{p:?}")).collect::<Vec<_>>().iter().map(String::as_str))
+            .inputs(
+                prompts
+                    .iter()
+                    .map(|p| format!("{p:?}"))
+                    .collect::<Vec<_>>()
+                    .iter()
+                    .map(String::as_str),
+            )
             .setting("max_new_tokens", b.max_new_tokens)
             .finish();
         let path = self.manifest.cache.join(format!("{key}.rewrites.json"));
         if !opts.force.contains(&Stage::Rewrites) {
-            let cached = std::fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str::<Vec<String>>(&t).ok());
+            let cached = std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|t| serde_json::from_str::<Vec<String>>(&t).ok());
             if let Some(queries) = cached.filter(|q| q.len() == prompts.len()) {
                 return Ok(queries);
             }
         }
-        tracing::info!("{name}: generating {} rewrites into {}", prompts.len(), path.display());
-        let queries = llm_features::generate_rewrites(&self.llm, &prompts, b.max_new_tokens, b.batch_size, true)?;
+        tracing::info!(
+            "{name}: generating {} rewrites into {}",
+            prompts.len(),
+            path.display()
+        );
+        let queries = llm_features::generate_rewrites(
+            &self.llm,
+            &prompts,
+            b.max_new_tokens,
+            b.batch_size,
+            true,
+        )?;
         cached::write_atomic(&path, serde_json::to_string(&queries)?.as_bytes())?;
         Ok(queries)
     }
@@ -193,9 +291,16 @@ impl Experiment {
 pub fn run(manifest: Manifest, opts: &RunOptions) -> Result<PathBuf> {
     let out_dir = manifest.output.clone();
     std::fs::create_dir_all(&out_dir).with_context(|| out_dir.display().to_string())?;
-    cached::write_atomic(&out_dir.join("manifest.resolved.toml"), toml::to_string_pretty(&manifest)?.as_bytes())?;
+    cached::write_atomic(
+        &out_dir.join("manifest.resolved.toml"),
+        toml::to_string_pretty(&manifest)?.as_bytes(),
+    )?;
     let ctx = Experiment::load(manifest)?;
-    let passages = ctx.teacher.passage_index(&ctx.data.passages, &ctx.cache, opts.force.contains(&Stage::Corpus))?;
+    let passages = ctx.teacher.passage_index(
+        &ctx.data.passages,
+        &ctx.cache,
+        opts.force.contains(&Stage::Corpus),
+    )?;
     let systems = evaluate::baseline_systems(&ctx, &passages, opts)?;
     let native = crate::train::train_native(&ctx, &passages, opts)?;
     let mut all: BTreeMap<String, Vectors> = systems.vectors;

@@ -28,26 +28,54 @@ impl Teacher {
     }
 
     /// Embeddings of every passage (the search index).
-    pub fn passage_index(&self, passages: &[Passage], cache: &TensorCache, force: bool) -> Result<Vectors> {
+    pub fn passage_index(
+        &self,
+        passages: &[Passage],
+        cache: &TensorCache,
+        force: bool,
+    ) -> Result<Vectors> {
         let key = self
             .key("teacher-passages")
-            .inputs(passages.iter().flat_map(|p| [p.id.as_str(), p.contents.as_str()]))
+            .inputs(
+                passages
+                    .iter()
+                    .flat_map(|p| [p.id.as_str(), p.contents.as_str()]),
+            )
             .finish();
         let ids: Vec<String> = passages.iter().map(|p| p.id.clone()).collect();
         cached::vectors(cache, &key, force, &ids, || {
             tracing::info!("encoding {} passages with the teacher", passages.len());
             let texts: Vec<&str> = passages.iter().map(|p| p.contents.as_str()).collect();
-            let rows = self.encoder.encode_many_with_prompt(&texts, self.prompt_name("passage"), self.batch_size, true)?;
+            let rows = self.encoder.encode_many_with_prompt(
+                &texts,
+                self.prompt_name("passage"),
+                self.batch_size,
+                true,
+            )?;
             Ok((self.encoder.dim(), rows.concat()))
         })
     }
 
     /// Teacher embeddings of query texts, one per id.
-    pub fn queries(&self, ids: &[String], texts: &[String], cache: &TensorCache, force: bool) -> Result<Vectors> {
-        let key = self.key("teacher-queries").inputs(texts.iter().map(String::as_str)).finish();
+    pub fn queries(
+        &self,
+        ids: &[String],
+        texts: &[String],
+        cache: &TensorCache,
+        force: bool,
+    ) -> Result<Vectors> {
+        let key = self
+            .key("teacher-queries")
+            .inputs(texts.iter().map(String::as_str))
+            .finish();
         cached::vectors(cache, &key, force, ids, || {
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            let rows = self.encoder.encode_many_with_prompt(&refs, self.prompt_name("query"), self.batch_size, false)?;
+            let rows = self.encoder.encode_many_with_prompt(
+                &refs,
+                self.prompt_name("query"),
+                self.batch_size,
+                false,
+            )?;
             Ok((self.encoder.dim(), rows.concat()))
         })
     }

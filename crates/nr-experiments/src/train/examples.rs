@@ -39,7 +39,11 @@ impl HeadInputs {
         let mut parts = parts.into_iter();
         let mut out = parts.next().expect("at least one part");
         for p in parts {
-            assert_eq!((p.layers, p.dim), (out.layers, out.dim), "parts of different widths");
+            assert_eq!(
+                (p.layers, p.dim),
+                (out.layers, out.dim),
+                "parts of different widths"
+            );
             let base = *out.offsets.last().unwrap();
             out.offsets.extend(p.offsets[1..].iter().map(|o| o + base));
             out.data.extend(p.data);
@@ -55,7 +59,12 @@ impl HeadInputs {
             data.extend_from_slice(self.turn(r));
             offsets.push(offsets.last().unwrap() + self.tokens(r));
         }
-        HeadInputs { layers: self.layers, dim: self.dim, offsets, data }
+        HeadInputs {
+            layers: self.layers,
+            dim: self.dim,
+            offsets,
+            data,
+        }
     }
 }
 
@@ -93,8 +102,18 @@ mod tests {
     #[test]
     fn concatenated_parts_keep_every_turn_and_its_tokens() {
         // Part a: turns of 1 and 2 tokens; part b: one turn of 1 token (1 layer, dim 1).
-        let a = HeadInputs { layers: 1, dim: 1, offsets: vec![0, 1, 3], data: vec![1., 2., 3.] };
-        let b = HeadInputs { layers: 1, dim: 1, offsets: vec![0, 1], data: vec![4.] };
+        let a = HeadInputs {
+            layers: 1,
+            dim: 1,
+            offsets: vec![0, 1, 3],
+            data: vec![1., 2., 3.],
+        };
+        let b = HeadInputs {
+            layers: 1,
+            dim: 1,
+            offsets: vec![0, 1],
+            data: vec![4.],
+        };
         let c = HeadInputs::concat(vec![a.clone(), b]);
         assert_eq!(c.offsets, vec![0, 1, 3, 4]);
         assert_eq!((c.turn(1), c.turn(2)), (&[2., 3.][..], &[4.][..]));

@@ -49,13 +49,18 @@ pub fn initial_table(mut rows: Vec<f32>, dim: usize) -> Vec<f32> {
     let n = (rows.len() / dim).max(1);
     let mut mean = vec![0.0f64; dim];
     for r in rows.chunks(dim) {
-        mean.iter_mut().zip(r).for_each(|(m, &v)| *m += v as f64 / n as f64);
+        mean.iter_mut()
+            .zip(r)
+            .for_each(|(m, &v)| *m += v as f64 / n as f64);
     }
-    rows.par_chunks_mut(dim).for_each(|r| r.iter_mut().zip(&mean).for_each(|(v, m)| *v -= *m as f32));
+    rows.par_chunks_mut(dim)
+        .for_each(|r| r.iter_mut().zip(&mean).for_each(|(v, m)| *v -= *m as f32));
     let top = top_direction(&rows, dim);
     rows.par_chunks_mut(dim).for_each(|r| {
         let d: f64 = r.iter().zip(&top).map(|(&a, &b)| a as f64 * b).sum();
-        r.iter_mut().zip(&top).for_each(|(v, t)| *v -= (d * t) as f32);
+        r.iter_mut()
+            .zip(&top)
+            .for_each(|(v, t)| *v -= (d * t) as f32);
     });
     rows
 }
@@ -72,7 +77,10 @@ fn top_direction(rows: &[f32], dim: usize) -> Vec<f64> {
     });
     let mut v: Vec<f64> = (0..dim).map(|i| 1.0 + (i as f64) * 1e-3).collect();
     for _ in 0..200 {
-        let mut next: Vec<f64> = gram.chunks(dim).map(|row| row.iter().zip(&v).map(|(a, b)| a * b).sum()).collect();
+        let mut next: Vec<f64> = gram
+            .chunks(dim)
+            .map(|row| row.iter().zip(&v).map(|(a, b)| a * b).sum())
+            .collect();
         let norm = next.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-30);
         next.iter_mut().for_each(|x| *x /= norm);
         v = next;
@@ -88,7 +96,10 @@ pub fn token_weights(texts: &[Vec<u32>], vocab: usize, a: f64) -> Vec<f32> {
         counts[*t as usize] += 1;
     }
     let total = counts.iter().sum::<u64>().max(1) as f64;
-    counts.iter().map(|&c| (a / (a + c as f64 / total)) as f32).collect()
+    counts
+        .iter()
+        .map(|&c| (a / (a + c as f64 / total)) as f32)
+        .collect()
 }
 
 /// Fits the table so that, for every text `i`, `sum_t weights[t] * table[t]` over its tokens has a
@@ -103,11 +114,26 @@ pub fn fit_table(
     opts: &FitOptions,
     mut on_epoch: impl FnMut(usize, f64),
 ) -> Result<(Vec<f32>, Vec<f64>)> {
-    ensure!(targets.len() == texts.len() * dim, "{} texts but {} target values of width {dim}", texts.len(), targets.len());
-    ensure!(opts.batch_size > 0 && opts.lr > 0.0, "lexicon: batch_size and lr must be positive");
+    ensure!(
+        targets.len() == texts.len() * dim,
+        "{} texts but {} target values of width {dim}",
+        texts.len(),
+        targets.len()
+    );
+    ensure!(
+        opts.batch_size > 0 && opts.lr > 0.0,
+        "lexicon: batch_size and lr must be positive"
+    );
     let vocab = init.len() / dim;
-    ensure!(weights.len() == vocab, "{} token weights for a vocabulary of {vocab}", weights.len());
-    ensure!(texts.iter().flatten().all(|&t| (t as usize) < vocab), "a training text has a token id beyond the vocabulary of {vocab}");
+    ensure!(
+        weights.len() == vocab,
+        "{} token weights for a vocabulary of {vocab}",
+        weights.len()
+    );
+    ensure!(
+        texts.iter().flatten().all(|&t| (t as usize) < vocab),
+        "a training text has a token id beyond the vocabulary of {vocab}"
+    );
     let (b1, b2, eps) = (0.9f32, 0.999f32, 1e-8f32);
     let mut table = init.to_vec();
     let (mut m, mut v) = (vec![0.0f32; table.len()], vec![0.0f32; table.len()]);
@@ -117,7 +143,9 @@ pub fn fit_table(
     let mut history = Vec::with_capacity(opts.epochs);
     for epoch in 0..opts.epochs {
         let mut order: Vec<usize> = (0..texts.len()).collect();
-        order.shuffle(&mut StdRng::seed_from_u64(opts.seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9)));
+        order.shuffle(&mut StdRng::seed_from_u64(
+            opts.seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9),
+        ));
         let mut cos_sum = 0.0f64;
         for batch in order.chunks(opts.batch_size) {
             // Per text: the gradient of -cos with respect to its weighted sum, and its cosine.
@@ -127,13 +155,19 @@ pub fn fit_table(
                     let mut p = vec![0.0f32; dim];
                     for &t in &texts[i] {
                         let w = weights[t as usize];
-                        p.iter_mut().zip(&table[t as usize * dim..][..dim]).for_each(|(o, x)| *o += w * x);
+                        p.iter_mut()
+                            .zip(&table[t as usize * dim..][..dim])
+                            .for_each(|(o, x)| *o += w * x);
                     }
                     let y = &targets[i * dim..(i + 1) * dim];
                     let norm = p.iter().map(|x| x * x).sum::<f32>().sqrt() + 1e-9;
                     let c = p.iter().zip(y).map(|(a, b)| a * b).sum::<f32>() / norm;
                     let scale = 1.0 / batch.len() as f32;
-                    let g = p.iter().zip(y).map(|(pv, yv)| -(yv / norm - c * pv / (norm * norm)) * scale).collect();
+                    let g = p
+                        .iter()
+                        .zip(y)
+                        .map(|(pv, yv)| -(yv / norm - c * pv / (norm * norm)) * scale)
+                        .collect();
                     (g, c as f64)
                 })
                 .collect();
@@ -149,7 +183,10 @@ pub fn fit_table(
                         grad.extend(std::iter::repeat_n(0.0, dim));
                     }
                     let w = weights[t as usize];
-                    grad[*s * dim..(*s + 1) * dim].iter_mut().zip(g).for_each(|(o, x)| *o += w * x);
+                    grad[*s * dim..(*s + 1) * dim]
+                        .iter_mut()
+                        .zip(g)
+                        .for_each(|(o, x)| *o += w * x);
                 }
             }
             step += 1;
@@ -175,12 +212,19 @@ pub fn fit_table(
 
 /// Multiplies each row by its token's weight: the lexicon then only sums rows.
 pub fn fold_weights(mut table: Vec<f32>, weights: &[f32], dim: usize) -> Vec<f32> {
-    table.par_chunks_mut(dim).zip(weights).for_each(|(r, &w)| r.iter_mut().for_each(|x| *x *= w));
+    table
+        .par_chunks_mut(dim)
+        .zip(weights)
+        .for_each(|(r, &w)| r.iter_mut().for_each(|x| *x *= w));
     table
 }
 
 /// Unnormalised lexical vectors `[n, dim]` of conversations.
-pub fn lexical_vectors(lexicon: &Lexicon, inputs: &[LexicalInput], weights: &ConversationWeights) -> Result<Vec<f32>> {
+pub fn lexical_vectors(
+    lexicon: &Lexicon,
+    inputs: &[LexicalInput],
+    weights: &ConversationWeights,
+) -> Result<Vec<f32>> {
     let rows = inputs
         .par_iter()
         .map(|x| lexicon.conversation(&x.question, &x.history, weights))
@@ -190,24 +234,47 @@ pub fn lexical_vectors(lexicon: &Lexicon, inputs: &[LexicalInput], weights: &Con
 
 /// The native query vectors `[n, dim]`: each conversation's lexical vector mixed with its dense
 /// head vector (`dense`, `[n, dim]`, when the head has one) as `mix` says.
-pub fn native_vectors(lexicon: &Lexicon, inputs: &[LexicalInput], dense: Option<&[f32]>, how: &LexicalMix) -> Result<Vec<f32>> {
+pub fn native_vectors(
+    lexicon: &Lexicon,
+    inputs: &[LexicalInput],
+    dense: Option<&[f32]>,
+    how: &LexicalMix,
+) -> Result<Vec<f32>> {
     let lexical = lexical_vectors(lexicon, inputs, &how.conversation)?;
     let dim = lexicon.dim;
     Ok(lexical
         .chunks(dim)
         .enumerate()
-        .flat_map(|(i, l)| mix(l, dense.map(|d| &d[i * dim..(i + 1) * dim]), how.dense_weight))
+        .flat_map(|(i, l)| {
+            mix(
+                l,
+                dense.map(|d| &d[i * dim..(i + 1) * dim]),
+                how.dense_weight,
+            )
+        })
         .collect())
 }
 
 /// Every combination of the candidate weights, in grid order (user, assistant, decay, dense).
-pub fn mix_grid(users: &[f32], assistants: &[f32], decays: &[f32], dense: &[f32]) -> Vec<LexicalMix> {
+pub fn mix_grid(
+    users: &[f32],
+    assistants: &[f32],
+    decays: &[f32],
+    dense: &[f32],
+) -> Vec<LexicalMix> {
     let mut out = Vec::new();
     for &user in users {
         for &assistant in assistants {
             for &decay in decays {
                 for &dense_weight in dense {
-                    out.push(LexicalMix { conversation: ConversationWeights { user, assistant, decay }, dense_weight });
+                    out.push(LexicalMix {
+                        conversation: ConversationWeights {
+                            user,
+                            assistant,
+                            decay,
+                        },
+                        dense_weight,
+                    });
                 }
             }
         }
@@ -252,28 +319,62 @@ mod tests {
         let (vocab, dim) = (12usize, 4usize);
         let mut rng = StdRng::seed_from_u64(3);
         use rand::Rng;
-        let truth: Vec<f32> = (0..vocab * dim).map(|_| rng.random_range(-1.0..1.0)).collect();
-        let texts: Vec<Vec<u32>> =
-            (0..300).map(|_| (0..rng.random_range(1..4)).map(|_| rng.random_range(0..vocab as u32)).collect()).collect();
+        let truth: Vec<f32> = (0..vocab * dim)
+            .map(|_| rng.random_range(-1.0..1.0))
+            .collect();
+        let texts: Vec<Vec<u32>> = (0..300)
+            .map(|_| {
+                (0..rng.random_range(1..4))
+                    .map(|_| rng.random_range(0..vocab as u32))
+                    .collect()
+            })
+            .collect();
         let weights = vec![1.0f32; vocab];
         let targets: Vec<f32> = texts
             .iter()
             .flat_map(|t| {
                 let mut s = vec![0.0; dim];
                 for &x in t {
-                    s.iter_mut().zip(&truth[x as usize * dim..][..dim]).for_each(|(o, v)| *o += v);
+                    s.iter_mut()
+                        .zip(&truth[x as usize * dim..][..dim])
+                        .for_each(|(o, v)| *o += v);
                 }
                 unit(s)
             })
             .collect();
-        let init: Vec<f32> = (0..vocab * dim).map(|_| rng.random_range(-1.0..1.0)).collect();
-        let opts = FitOptions { epochs: 60, lr: 0.05, batch_size: 16, seed: 1 };
-        let (table, history) = fit_table(&init, &weights, &texts, &targets, dim, &opts, |_, _| {}).unwrap();
-        assert!(history[0] < 0.9, "the start is not already a fit: {}", history[0]);
-        assert!(*history.last().unwrap() > 0.99, "mean cosine after fitting: {history:?}");
-        let (again, _) = fit_table(&init, &weights, &texts, &targets, dim, &opts, |_, _| {}).unwrap();
+        let init: Vec<f32> = (0..vocab * dim)
+            .map(|_| rng.random_range(-1.0..1.0))
+            .collect();
+        let opts = FitOptions {
+            epochs: 60,
+            lr: 0.05,
+            batch_size: 16,
+            seed: 1,
+        };
+        let (table, history) =
+            fit_table(&init, &weights, &texts, &targets, dim, &opts, |_, _| {}).unwrap();
+        assert!(
+            history[0] < 0.9,
+            "the start is not already a fit: {}",
+            history[0]
+        );
+        assert!(
+            *history.last().unwrap() > 0.99,
+            "mean cosine after fitting: {history:?}"
+        );
+        let (again, _) =
+            fit_table(&init, &weights, &texts, &targets, dim, &opts, |_, _| {}).unwrap();
         assert_eq!(table, again);
-        let bad = fit_table(&init, &weights, &[vec![12]], &targets[..dim], dim, &opts, |_, _| {}).unwrap_err();
+        let bad = fit_table(
+            &init,
+            &weights,
+            &[vec![12]],
+            &targets[..dim],
+            dim,
+            &opts,
+            |_, _| {},
+        )
+        .unwrap_err();
         assert!(bad.to_string().contains("beyond the vocabulary"), "{bad}");
     }
 
@@ -281,10 +382,23 @@ mod tests {
     fn native_vectors_mix_each_row_with_its_dense_vector() {
         let lex = Lexicon::new(2, vec![1.0, 0.0, 0.0, 1.0]).unwrap();
         let inputs = vec![
-            LexicalInput { question: vec![0], history: vec![] },
-            LexicalInput { question: vec![1], history: vec![(Speaker::Assistant, vec![0])] },
+            LexicalInput {
+                question: vec![0],
+                history: vec![],
+            },
+            LexicalInput {
+                question: vec![1],
+                history: vec![(Speaker::Assistant, vec![0])],
+            },
         ];
-        let how = LexicalMix { conversation: ConversationWeights { user: 0.0, assistant: 1.0, decay: 1.0 }, dense_weight: 0.0 };
+        let how = LexicalMix {
+            conversation: ConversationWeights {
+                user: 0.0,
+                assistant: 1.0,
+                decay: 1.0,
+            },
+            dense_weight: 0.0,
+        };
         let v = native_vectors(&lex, &inputs, Some(&[0.0, 1.0, 0.0, 1.0]), &how).unwrap();
         let s = 0.5f32.sqrt();
         assert_eq!(&v[..2], &[1.0, 0.0]);

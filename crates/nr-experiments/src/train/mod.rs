@@ -28,15 +28,28 @@ pub fn head_config(manifest: &Manifest, input_dim: usize, output_dim: usize) -> 
     let mut table = manifest.head.clone();
     table.insert("input_dim".into(), toml::Value::Integer(input_dim as i64));
     table.insert("output_dim".into(), toml::Value::Integer(output_dim as i64));
-    table.entry("layers").or_insert(toml::Value::Integer(manifest.backbone.layers.len() as i64));
+    table
+        .entry("layers")
+        .or_insert(toml::Value::Integer(manifest.backbone.layers.len() as i64));
     use serde::Deserialize;
-    HeadConfig::deserialize(toml::Value::Table(table)).map_err(|e| anyhow::anyhow!("{}", e.message().trim()))
+    HeadConfig::deserialize(toml::Value::Table(table))
+        .map_err(|e| anyhow::anyhow!("{}", e.message().trim()))
 }
 
 /// What a head belongs to, stored beside its weights: the LLM and teacher (by file name), the LLM's
 /// width, the layers and source it reads, the teacher's dimension.
-pub fn head_meta_for(backbone: &BackboneSpec, llm_path: &Path, hidden_size: usize, layers: &[usize], teacher_path: &Path, teacher_dim: usize) -> HeadMeta {
-    let name = |p: &Path| p.file_name().map_or(String::new(), |f| f.to_string_lossy().to_string());
+pub fn head_meta_for(
+    backbone: &BackboneSpec,
+    llm_path: &Path,
+    hidden_size: usize,
+    layers: &[usize],
+    teacher_path: &Path,
+    teacher_dim: usize,
+) -> HeadMeta {
+    let name = |p: &Path| {
+        p.file_name()
+            .map_or(String::new(), |f| f.to_string_lossy().to_string())
+    };
     HeadMeta {
         backbone: BackboneInfo {
             name: name(llm_path),
@@ -44,14 +57,24 @@ pub fn head_meta_for(backbone: &BackboneSpec, llm_path: &Path, hidden_size: usiz
             layers: layers.to_vec(),
             source: backbone.source_name().into(),
         },
-        teacher: TeacherInfo { name: name(teacher_path), dim: teacher_dim },
+        teacher: TeacherInfo {
+            name: name(teacher_path),
+            dim: teacher_dim,
+        },
     }
 }
 
 /// [`head_meta_for`] the models of an experiment.
 pub fn head_meta(ctx: &Experiment) -> HeadMeta {
     let m = &ctx.manifest;
-    head_meta_for(&m.backbone, &m.backbone.path, ctx.llm.hidden_size(), &ctx.layers, &m.teacher.path, ctx.teacher.encoder.dim())
+    head_meta_for(
+        &m.backbone,
+        &m.backbone.path,
+        ctx.llm.hidden_size(),
+        &ctx.layers,
+        &m.teacher.path,
+        ctx.teacher.encoder.dim(),
+    )
 }
 
 /// Fits the ridge initialisation for every penalty of `training.ridge_lambdas`, keeps the one with
@@ -64,7 +87,10 @@ fn ridge_init(
     device: &burn::tensor::Device,
     dir: &std::path::Path,
 ) -> Result<std::path::PathBuf> {
-    anyhow::ensure!(!training.ridge_lambdas.is_empty(), "training.ridge_lambdas is empty");
+    anyhow::ensure!(
+        !training.ridge_lambdas.is_empty(),
+        "training.ridge_lambdas is empty"
+    );
     let a = ridge::design_matrix(data.train_x, config.input_layernorm);
     let y = ridge::target_matrix(data.train_y);
     let solutions = ridge::ridge_solutions(&a, &y, &training.ridge_lambdas)?;
@@ -86,7 +112,11 @@ fn ridge_init(
 
 /// Trains the manifest's head on train (early stopping on dev) and returns its test query vectors
 /// under the system name `native`, with the latency of making one.
-pub fn train_native(ctx: &Experiment, passages: &Vectors, opts: &RunOptions) -> Result<SystemVectors> {
+pub fn train_native(
+    ctx: &Experiment,
+    passages: &Vectors,
+    opts: &RunOptions,
+) -> Result<SystemVectors> {
     let m = &ctx.manifest;
     let mut train_x = ctx.head_inputs(&ctx.data.train, opts)?;
     let mut dev_x = ctx.head_inputs(&ctx.data.dev, opts)?;
@@ -95,9 +125,13 @@ pub fn train_native(ctx: &Experiment, passages: &Vectors, opts: &RunOptions) -> 
     for x in [&mut train_x, &mut dev_x, &mut test_x] {
         standardizer.apply(x);
     }
-    crate::pipeline::cached::write_atomic(&m.output.join("head.standardize.json"), serde_json::to_string(&standardizer)?.as_bytes())?;
+    crate::pipeline::cached::write_atomic(
+        &m.output.join("head.standardize.json"),
+        serde_json::to_string(&standardizer)?.as_bytes(),
+    )?;
     let train_y = targets::targets(ctx, &ctx.data.train, passages, opts)?;
-    let config = head_config(m, ctx.llm.hidden_size(), ctx.teacher.encoder.dim()).context("[head]")?;
+    let config =
+        head_config(m, ctx.llm.hidden_size(), ctx.teacher.encoder.dim()).context("[head]")?;
     let meta = head_meta(ctx);
     let dir = m.output.join("training");
     if opts.force.contains(&Stage::Train) && dir.exists() {
@@ -114,27 +148,56 @@ pub fn train_native(ctx: &Experiment, passages: &Vectors, opts: &RunOptions) -> 
     std::fs::create_dir_all(&dir)?;
     let init = match m.training.init {
         HeadInit::Random => None,
-        HeadInit::Ridge => Some(ridge_init(&config, &meta, &m.training, &data, &ctx.device, &dir)?),
+        HeadInit::Ridge => Some(ridge_init(
+            &config,
+            &meta,
+            &m.training,
+            &data,
+            &ctx.device,
+            &dir,
+        )?),
     };
-    let (head, state) = fit(&config, &meta, &m.training, &m.losses, &data, &ctx.device, &dir, opts.resume, init.as_deref())?;
-    tracing::info!("best dev MRR@10 {:.4} at epoch {}", state.best_dev_mrr10, state.best_epoch);
+    let (head, state) = fit(
+        &config,
+        &meta,
+        &m.training,
+        &m.losses,
+        &data,
+        &ctx.device,
+        &dir,
+        opts.resume,
+        init.as_deref(),
+    )?;
+    tracing::info!(
+        "best dev MRR@10 {:.4} at epoch {}",
+        state.best_dev_mrr10,
+        state.best_epoch
+    );
     head.save(&m.output.join("head"), &meta)?;
     let dense_test = encode(&head, &test_x, &ctx.device)?;
     // The lexical part: fitted without labels, its mix with the dense vector chosen on dev.
     let lexical = if m.lexicon.enabled {
         let dense_dev = encode(&head, &dev_x, &ctx.device)?;
         let chosen = ctx.train_lexicon(passages, &train_y, &dense_dev, opts)?;
-        chosen.lexicon.save(&m.output.join("head"), &chosen.mix, &meta)?;
+        chosen
+            .lexicon
+            .save(&m.output.join("head"), &chosen.mix, &meta)?;
         Some((chosen, ctx.lexical_inputs(&ctx.data.test.turns)?))
     } else {
         let _ = std::fs::remove_file(nr_head::lexicon_path(&m.output.join("head")));
         None
     };
     let data = match &lexical {
-        Some((chosen, inputs)) => lexicon::native_vectors(&chosen.lexicon, inputs, Some(&dense_test), &chosen.mix)?,
+        Some((chosen, inputs)) => {
+            lexicon::native_vectors(&chosen.lexicon, inputs, Some(&dense_test), &chosen.mix)?
+        }
         None => dense_test,
     };
-    let vectors = Vectors { ids: ctx.data.test.ids(), dim: passages.dim, data };
+    let vectors = Vectors {
+        ids: ctx.data.test.ids(),
+        dim: passages.dim,
+        data,
+    };
 
     // Latency of the native query vector, batch 1: the prompt's prefill (or, for query_tokens,
     // generation too) plus the head.
@@ -146,7 +209,8 @@ pub fn train_native(ctx: &Experiment, passages: &Vectors, opts: &RunOptions) -> 
     };
     for (i, prompt) in prompts.iter().take(n).enumerate() {
         let start = Instant::now();
-        ctx.llm.forward(std::slice::from_ref(prompt), &ctx.layers, false)?;
+        ctx.llm
+            .forward(std::slice::from_ref(prompt), &ctx.layers, false)?;
         prefill.push(start.elapsed().as_secs_f64() * 1e3);
         if m.backbone.source == HiddenSource::QueryTokens {
             let opts = nr_backbone::llama::GenerateOptions {

@@ -137,20 +137,35 @@ pub fn ridge_solutions(a: &Matrix, y: &Matrix, lambdas: &[f64]) -> Result<Vec<Ma
 /// and whose layer mix is uniform.
 pub fn linear_head(config: &HeadConfig, w: &Matrix, device: &Device) -> Result<Head> {
     if config.kind != HeadKind::Linear {
-        bail!("training.init = \"ridge\" needs head.kind = \"linear\" (found {:?})", config.kind);
+        bail!(
+            "training.init = \"ridge\" needs head.kind = \"linear\" (found {:?})",
+            config.kind
+        );
     }
     let mut head = config.init(device)?;
     let data: Vec<f32> = w.data.iter().map(|&v| v as f32).collect();
-    let Projection::Linear(linear) = &mut head.projection else { unreachable!("kind checked above") };
-    linear.weight = Param::from_tensor(Tensor::from_data(TensorData::new(data, [w.rows, w.cols]), device));
-    linear.bias = linear.bias.take().map(|_| Param::from_tensor(Tensor::zeros([w.cols], device)));
+    let Projection::Linear(linear) = &mut head.projection else {
+        unreachable!("kind checked above")
+    };
+    linear.weight = Param::from_tensor(Tensor::from_data(
+        TensorData::new(data, [w.rows, w.cols]),
+        device,
+    ));
+    linear.bias = linear
+        .bias
+        .take()
+        .map(|_| Param::from_tensor(Tensor::zeros([w.cols], device)));
     Ok(head)
 }
 
 /// The teacher's rewrite embeddings `[n, out]` (alignment targets) as a matrix.
 pub fn target_matrix(y: &TrainTargets) -> Matrix {
     let n = y.teacher_query.len() / y.dim.max(1);
-    Matrix::new(n, y.dim, y.teacher_query.iter().map(|&v| v as f64).collect())
+    Matrix::new(
+        n,
+        y.dim,
+        y.teacher_query.iter().map(|&v| v as f64).collect(),
+    )
 }
 
 #[cfg(all(test, feature = "flex"))]
@@ -163,9 +178,18 @@ mod tests {
         let a = Matrix::new(4, 2, vec![1.0, 0.0, 0.0, 1.0, 1.0, 1.0, 2.0, -1.0]);
         let w_true = Matrix::new(2, 3, vec![1.0, 2.0, 0.0, -1.0, 0.5, 3.0]);
         // y = a w_true, by hand: rows (1,2,0), (-1,0.5,3), (0,2.5,3), (3,3.5,-3).
-        let y = Matrix::new(4, 3, vec![1.0, 2.0, 0.0, -1.0, 0.5, 3.0, 0.0, 2.5, 3.0, 3.0, 3.5, -3.0]);
+        let y = Matrix::new(
+            4,
+            3,
+            vec![1.0, 2.0, 0.0, -1.0, 0.5, 3.0, 0.0, 2.5, 3.0, 3.0, 3.5, -3.0],
+        );
         let sols = ridge_solutions(&a, &y, &[1e-9, 1e3]).unwrap();
-        let max_diff = sols[0].data.iter().zip(&w_true.data).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        let max_diff = sols[0]
+            .data
+            .iter()
+            .zip(&w_true.data)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
         assert!(max_diff < 1e-6, "{:?}", sols[0]);
         let norm = |m: &Matrix| m.data.iter().map(|v| v * v).sum::<f64>().sqrt();
         assert!(norm(&sols[1]) < 0.05 * norm(&w_true));
@@ -174,13 +198,24 @@ mod tests {
         let y1 = Matrix::new(2, 1, vec![2.0, 4.0]);
         assert!((ridge_solutions(&a1, &y1, &[5.0]).unwrap()[0].at(0, 0) - 1.0).abs() < 1e-12);
         // A matrix that is not positive definite is refused.
-        assert!(cholesky_solve(&Matrix::new(2, 2, vec![1.0, 2.0, 2.0, 1.0]), &Matrix::new(2, 1, vec![1.0, 1.0])).is_none());
+        assert!(
+            cholesky_solve(
+                &Matrix::new(2, 2, vec![1.0, 2.0, 2.0, 1.0]),
+                &Matrix::new(2, 1, vec![1.0, 1.0])
+            )
+            .is_none()
+        );
     }
 
     #[test]
     fn design_rows_average_tokens_and_layers_then_normalise() {
         // One turn, 2 tokens x 2 layers x dim 2: mean = ((1+3+5+7)/4, (2+4+6+8)/4) = (4, 5).
-        let x = HeadInputs { layers: 2, dim: 2, offsets: vec![0, 2], data: vec![1., 2., 3., 4., 5., 6., 7., 8.] };
+        let x = HeadInputs {
+            layers: 2,
+            dim: 2,
+            offsets: vec![0, 2],
+            data: vec![1., 2., 3., 4., 5., 6., 7., 8.],
+        };
         let a = design_matrix(&x, false);
         assert_eq!((a.at(0, 0), a.at(0, 1)), (4.0, 5.0));
         let n = design_matrix(&x, true);
@@ -195,11 +230,20 @@ mod tests {
         config.input_layernorm = false;
         let w = Matrix::new(2, 2, vec![2.0, 0.0, 0.0, 1.0]);
         let head = linear_head(&config, &w, &device).unwrap();
-        let hidden = Tensor::<4>::from_data(TensorData::new(vec![3.0f32, 4.0], [1, 1, 1, 2]), &device);
+        let hidden =
+            Tensor::<4>::from_data(TensorData::new(vec![3.0f32, 4.0], [1, 1, 1, 2]), &device);
         let mask = Tensor::<2>::ones([1, 1], &device);
-        let out = head.forward(hidden, mask).unwrap().into_data().try_into_vec_as::<f32>().unwrap();
+        let out = head
+            .forward(hidden, mask)
+            .unwrap()
+            .into_data()
+            .try_into_vec_as::<f32>()
+            .unwrap();
         // (3, 4) W = (6, 4), normalised: (0.832, 0.555).
         let norm = (36.0f32 + 16.0).sqrt();
-        assert!((out[0] - 6.0 / norm).abs() < 1e-6 && (out[1] - 4.0 / norm).abs() < 1e-6, "{out:?}");
+        assert!(
+            (out[0] - 6.0 / norm).abs() < 1e-6 && (out[1] - 4.0 / norm).abs() < 1e-6,
+            "{out:?}"
+        );
     }
 }

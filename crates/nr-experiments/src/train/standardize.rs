@@ -36,12 +36,17 @@ impl Standardizer {
         let row_values = |row: &[f32], out: &mut [f64]| {
             out.fill(0.0);
             for block in row.chunks(width) {
-                out.iter_mut().zip(block).for_each(|(o, &v)| *o += v as f64 / layers as f64);
+                out.iter_mut()
+                    .zip(block)
+                    .for_each(|(o, &v)| *o += v as f64 / layers as f64);
             }
         };
         let (mean, std) = mean_and_std(x.data.chunks(w), width, row_values);
         let repeat = w / width.max(1);
-        Self { mean: mean.repeat(repeat), std: std.repeat(repeat) }
+        Self {
+            mean: mean.repeat(repeat),
+            std: std.repeat(repeat),
+        }
     }
 
     /// Standardises `x` in place.
@@ -57,7 +62,11 @@ impl Standardizer {
 
 /// Per-column mean and standard deviation (floored at 1e-6) of `width` values per row, which
 /// `values` reads from each row; two passes, no copy of the rows.
-fn mean_and_std<'a, I>(rows: I, width: usize, values: impl Fn(&[f32], &mut [f64])) -> (Vec<f32>, Vec<f32>)
+fn mean_and_std<'a, I>(
+    rows: I,
+    width: usize,
+    values: impl Fn(&[f32], &mut [f64]),
+) -> (Vec<f32>, Vec<f32>)
 where
     I: Iterator<Item = &'a [f32]> + Clone,
 {
@@ -74,9 +83,15 @@ where
     let mut var = vec![0.0f64; width];
     for row in rows {
         values(row, &mut buf);
-        var.iter_mut().zip(&buf).zip(&mean).for_each(|((s, v), m)| *s += (v - m).powi(2));
+        var.iter_mut()
+            .zip(&buf)
+            .zip(&mean)
+            .for_each(|((s, v), m)| *s += (v - m).powi(2));
     }
-    let std = var.iter().map(|s| (s / n).sqrt().max(1e-6) as f32).collect();
+    let std = var
+        .iter()
+        .map(|s| (s / n).sqrt().max(1e-6) as f32)
+        .collect();
     (mean.into_iter().map(|m| m as f32).collect(), std)
 }
 
@@ -87,14 +102,27 @@ mod tests {
     #[test]
     fn training_features_get_zero_mean_and_unit_variance() {
         // 3 tokens, 1 layer, 2 dims: dim 0 = [1, 2, 3] (mean 2, sd sqrt(2/3)), dim 1 constant 100.
-        let mut x = HeadInputs { layers: 1, dim: 2, offsets: vec![0, 1, 3], data: vec![1., 100., 2., 100., 3., 100.] };
+        let mut x = HeadInputs {
+            layers: 1,
+            dim: 2,
+            offsets: vec![0, 1, 3],
+            data: vec![1., 100., 2., 100., 3., 100.],
+        };
         let s = Standardizer::fit(&x, StandardizeScope::PerLayer);
-        assert_eq!(s, Standardizer::fit(&x, StandardizeScope::LayerMean), "one layer: both scopes agree");
+        assert_eq!(
+            s,
+            Standardizer::fit(&x, StandardizeScope::LayerMean),
+            "one layer: both scopes agree"
+        );
         assert!((s.mean[0] - 2.0).abs() < 1e-6 && (s.mean[1] - 100.0).abs() < 1e-6);
         assert!((s.std[0] - (2.0f32 / 3.0).sqrt()).abs() < 1e-6);
         s.apply(&mut x);
         let sd = (2.0f32 / 3.0).sqrt();
-        assert!((x.data[0] + 1.0 / sd).abs() < 1e-5 && x.data[2].abs() < 1e-6 && (x.data[4] - 1.0 / sd).abs() < 1e-5);
+        assert!(
+            (x.data[0] + 1.0 / sd).abs() < 1e-5
+                && x.data[2].abs() < 1e-6
+                && (x.data[4] - 1.0 / sd).abs() < 1e-5
+        );
         // A constant dimension becomes 0, not NaN.
         assert_eq!(x.data[1], 0.0);
     }
@@ -103,15 +131,32 @@ mod tests {
     fn layer_mean_scope_standardises_the_mean_of_the_layers() {
         // 2 tokens, 2 layers, 1 dim: layer values (1, 3) and (5, 11); layer means 2 and 8
         // (mean 5, sd 3), so both layers are shifted by 5 and divided by 3.
-        let mut x = HeadInputs { layers: 2, dim: 1, offsets: vec![0, 1, 2], data: vec![1., 3., 5., 11.] };
+        let mut x = HeadInputs {
+            layers: 2,
+            dim: 1,
+            offsets: vec![0, 1, 2],
+            data: vec![1., 3., 5., 11.],
+        };
         let s = Standardizer::fit(&x, StandardizeScope::LayerMean);
         assert_eq!(s.mean, vec![5.0, 5.0]);
         assert_eq!(s.std, vec![3.0, 3.0]);
         s.apply(&mut x);
         let means: Vec<f32> = x.data.chunks(2).map(|r| (r[0] + r[1]) / 2.0).collect();
-        assert_eq!(means, vec![-1.0, 1.0], "the uniform mix of the standardised layers is the standardised mean");
+        assert_eq!(
+            means,
+            vec![-1.0, 1.0],
+            "the uniform mix of the standardised layers is the standardised mean"
+        );
         // Per layer: layer 0 holds (1, 5) -> mean 3, sd 2; layer 1 holds (3, 11) -> mean 7, sd 4.
-        let p = Standardizer::fit(&HeadInputs { layers: 2, dim: 1, offsets: vec![0, 1, 2], data: vec![1., 3., 5., 11.] }, StandardizeScope::PerLayer);
+        let p = Standardizer::fit(
+            &HeadInputs {
+                layers: 2,
+                dim: 1,
+                offsets: vec![0, 1, 2],
+                data: vec![1., 3., 5., 11.],
+            },
+            StandardizeScope::PerLayer,
+        );
         assert_eq!((p.mean, p.std), (vec![3.0, 7.0], vec![2.0, 4.0]));
     }
 }

@@ -57,24 +57,39 @@ pub fn encode(head: &Head, x: &HeadInputs, device: &Device) -> Result<Vec<f32>> 
     for chunk in rows.chunks(256) {
         let (h, mask) = head_batch(x, chunk, device);
         let v = head.forward(h, mask)?;
-        out.extend(v.into_data().try_into_vec_as::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?);
+        out.extend(
+            v.into_data()
+                .try_into_vec_as::<f32>()
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?,
+        );
     }
     Ok(out)
 }
 
 /// Dev MRR@10 of a head.
 pub fn dev_mrr10(head: &Head, data: &FitData, device: &Device) -> Result<f64> {
-    let q = Vectors { ids: data.dev_ids.to_vec(), dim: data.passages.dim, data: encode(head, data.dev_x, device)? };
+    let q = Vectors {
+        ids: data.dev_ids.to_vec(),
+        dim: data.passages.dim,
+        data: encode(head, data.dev_x, device)?,
+    };
     crate::pipeline::evaluate::mrr10(&q, data.passages, data.dev_qrels)
 }
 
 fn checkpoint_paths(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    (dir.join("checkpoint-head"), dir.join("checkpoint-optimizer.bin"), dir.join("checkpoint-state.json"))
+    (
+        dir.join("checkpoint-head"),
+        dir.join("checkpoint-optimizer.bin"),
+        dir.join("checkpoint-state.json"),
+    )
 }
 
 /// The progress bar's message: every loss term of the last step and the epoch's examples/s.
 fn progress_message(terms: &BTreeMap<String, f32>, examples_per_sec: f64) -> String {
-    let losses: Vec<String> = terms.iter().map(|(name, v)| format!("{name} {v:.3}")).collect();
+    let losses: Vec<String> = terms
+        .iter()
+        .map(|(name, v)| format!("{name} {v:.3}"))
+        .collect();
     format!("{} | {examples_per_sec:.0} ex/s", losses.join(" "))
 }
 
@@ -94,11 +109,20 @@ pub fn train_step(
     device: &Device,
 ) -> Result<(Head, BTreeMap<String, f32>)> {
     let (h, mask) = head_batch(x, rows, device);
-    let targets = target_batch(y, passages, rows, losses.false_negative_margin, losses.teacher_top1_as_positive, device);
+    let targets = target_batch(
+        y,
+        passages,
+        rows,
+        losses.false_negative_margin,
+        losses.teacher_top1_as_positive,
+        device,
+    );
     let student = head.forward(h, mask)?;
     // A batch that no configured term applies to (contrastive only, no gold passage) leaves the
     // head as it is and reports no terms.
-    let Some(nr_losses::TotalLoss { total: loss, terms }) = batch_losses(student, &targets, losses)? else {
+    let Some(nr_losses::TotalLoss { total: loss, terms }) =
+        batch_losses(student, &targets, losses)?
+    else {
         return Ok((head, BTreeMap::new()));
     };
     if let Some((name, v)) = terms.iter().find(|(_, v)| !v.is_finite()) {
@@ -129,12 +153,18 @@ pub fn fit(
     let (ckpt_head, ckpt_optim, ckpt_state) = checkpoint_paths(dir);
     let mut optim = AdamWConfig::new()
         .with_weight_decay(training.weight_decay)
-        .with_grad_clipping(training.grad_clip.map(burn::grad_clipping::GradientClippingConfig::Norm))
+        .with_grad_clipping(
+            training
+                .grad_clip
+                .map(burn::grad_clipping::GradientClippingConfig::Norm),
+        )
         .init();
     let (mut head, mut state) = if resume && ckpt_state.is_file() {
-        let state: TrainState = serde_json::from_slice(&std::fs::read(&ckpt_state)?).with_context(|| ckpt_state.display().to_string())?;
+        let state: TrainState = serde_json::from_slice(&std::fs::read(&ckpt_state)?)
+            .with_context(|| ckpt_state.display().to_string())?;
         let head = Head::load(&ckpt_head, meta, &ad)?;
-        let record = burn::optim::OptimizerRecord::load(&ckpt_optim).map_err(|e| anyhow::anyhow!("{}: {e:?}", ckpt_optim.display()))?;
+        let record = burn::optim::OptimizerRecord::load(&ckpt_optim)
+            .map_err(|e| anyhow::anyhow!("{}: {e:?}", ckpt_optim.display()))?;
         optim = optim.load_record(record);
         tracing::info!("resuming after epoch {} (step {})", state.epoch, state.step);
         (head, state)
@@ -144,10 +174,24 @@ pub fn fit(
         let mrr = dev_mrr10(&valid, data, device)?;
         tracing::info!("initial head {}: dev MRR@10 {mrr:.4}", stem.display());
         valid.save(&dir.join("best-head"), meta)?;
-        let state = TrainState { epoch: 0, step: 0, best_dev_mrr10: mrr, best_epoch: 0, epochs_without_gain: 0, dev_history: vec![] };
+        let state = TrainState {
+            epoch: 0,
+            step: 0,
+            best_dev_mrr10: mrr,
+            best_epoch: 0,
+            epochs_without_gain: 0,
+            dev_history: vec![],
+        };
         (head, state)
     } else {
-        let state = TrainState { epoch: 0, step: 0, best_dev_mrr10: f64::NEG_INFINITY, best_epoch: 0, epochs_without_gain: 0, dev_history: vec![] };
+        let state = TrainState {
+            epoch: 0,
+            step: 0,
+            best_dev_mrr10: f64::NEG_INFINITY,
+            best_epoch: 0,
+            epochs_without_gain: 0,
+            dev_history: vec![],
+        };
         (config.init(&ad)?, state)
     };
     let n = data.train_x.len();
@@ -157,23 +201,47 @@ pub fn fit(
     let steps_per_epoch = n.div_ceil(training.batch_size.max(1));
     let total = steps_per_epoch * training.epochs;
     let warmup = ((total as f64) * training.warmup_ratio).round() as usize;
-    let mut log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("steps.jsonl"))?;
-    let bar = crate::pipeline::llm_features::progress(total - state.step.min(total), "training", true);
-    let mut best = if (state.best_epoch > 0 || init.is_some()) && dir.join("best-head.safetensors").is_file() {
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("steps.jsonl"))?;
+    let bar =
+        crate::pipeline::llm_features::progress(total - state.step.min(total), "training", true);
+    let mut best = if (state.best_epoch > 0 || init.is_some())
+        && dir.join("best-head.safetensors").is_file()
+    {
         Some(Head::load(&dir.join("best-head"), meta, device)?)
     } else {
         None
     };
     while state.epoch < training.epochs {
         let mut order: Vec<usize> = (0..n).collect();
-        order.shuffle(&mut StdRng::seed_from_u64(training.seed ^ (state.epoch as u64 + 1).wrapping_mul(0x9E37_79B9)));
+        order.shuffle(&mut StdRng::seed_from_u64(
+            training.seed ^ (state.epoch as u64 + 1).wrapping_mul(0x9E37_79B9),
+        ));
         let start = Instant::now();
         let mut sums: BTreeMap<String, f64> = BTreeMap::new();
         for (b, rows) in order.chunks(training.batch_size.max(1)).enumerate() {
             let lr = warmup_cosine(training.lr, state.step, total, warmup);
             let terms;
-            (head, terms) = train_step(head, &mut optim, lr, data.train_x, data.train_y, data.passages, rows, losses, &ad)
-                .with_context(|| format!("epoch {} step {} (batch {b} of the epoch)", state.epoch + 1, state.step))?;
+            (head, terms) = train_step(
+                head,
+                &mut optim,
+                lr,
+                data.train_x,
+                data.train_y,
+                data.passages,
+                rows,
+                losses,
+                &ad,
+            )
+            .with_context(|| {
+                format!(
+                    "epoch {} step {} (batch {b} of the epoch)",
+                    state.epoch + 1,
+                    state.step
+                )
+            })?;
             for (name, v) in &terms {
                 *sums.entry(name.clone()).or_default() += *v as f64;
             }
@@ -181,15 +249,24 @@ pub fn fit(
             let line = serde_json::json!({ "epoch": state.epoch + 1, "step": state.step, "lr": lr, "loss": terms });
             writeln!(log, "{line}")?;
             let seen = ((b + 1) * training.batch_size.max(1)).min(n);
-            bar.set_message(progress_message(&terms, seen as f64 / start.elapsed().as_secs_f64()));
+            bar.set_message(progress_message(
+                &terms,
+                seen as f64 / start.elapsed().as_secs_f64(),
+            ));
             bar.inc(1);
         }
         state.epoch += 1;
         let valid = head.valid();
         let mrr = dev_mrr10(&valid, data, device)?;
         let rate = n as f64 / start.elapsed().as_secs_f64();
-        let means: BTreeMap<&String, f64> = sums.iter().map(|(k, v)| (k, v / steps_per_epoch as f64)).collect();
-        tracing::info!("epoch {}: dev MRR@10 {mrr:.4}, {rate:.0} examples/s, mean losses {means:?}", state.epoch);
+        let means: BTreeMap<&String, f64> = sums
+            .iter()
+            .map(|(k, v)| (k, v / steps_per_epoch as f64))
+            .collect();
+        tracing::info!(
+            "epoch {}: dev MRR@10 {mrr:.4}, {rate:.0} examples/s, mean losses {means:?}",
+            state.epoch
+        );
         state.dev_history.push(mrr);
         if mrr > state.best_dev_mrr10 {
             state.best_dev_mrr10 = mrr;
@@ -202,11 +279,20 @@ pub fn fit(
         }
         // Checkpoint: head, optimizer, state; each written atomically, the state last.
         head.valid().save(&ckpt_head, meta)?;
-        let bytes = optim.to_record().into_bytes().map_err(|e| anyhow::anyhow!("optimizer state: {e:?}"))?;
+        let bytes = optim
+            .to_record()
+            .into_bytes()
+            .map_err(|e| anyhow::anyhow!("optimizer state: {e:?}"))?;
         write_atomic(&ckpt_optim, &bytes)?;
-        write_atomic(&ckpt_state, serde_json::to_string_pretty(&state)?.as_bytes())?;
+        write_atomic(
+            &ckpt_state,
+            serde_json::to_string_pretty(&state)?.as_bytes(),
+        )?;
         if state.epochs_without_gain >= training.patience.max(1) {
-            tracing::info!("early stop: no dev gain for {} epochs", state.epochs_without_gain);
+            tracing::info!(
+                "early stop: no dev gain for {} epochs",
+                state.epochs_without_gain
+            );
             break;
         }
     }
@@ -222,20 +308,34 @@ mod tests {
 
     #[test]
     fn the_progress_message_names_every_loss_term_and_the_throughput() {
-        let terms: BTreeMap<String, f32> = [("total", 2.5f32), ("align", 0.25), ("rank", 1.0)].map(|(k, v)| (k.to_string(), v)).into();
-        assert_eq!(progress_message(&terms, 7085.4), "align 0.250 rank 1.000 total 2.500 | 7085 ex/s");
+        let terms: BTreeMap<String, f32> = [("total", 2.5f32), ("align", 0.25), ("rank", 1.0)]
+            .map(|(k, v)| (k.to_string(), v))
+            .into();
+        assert_eq!(
+            progress_message(&terms, 7085.4),
+            "align 0.250 rank 1.000 total 2.500 | 7085 ex/s"
+        );
     }
 
     /// Two turns of one 4-d token, targets in 3-d, three passages; `bad` goes into turn 0's input.
     fn tiny(bad: f32) -> (HeadInputs, TrainTargets, Vectors) {
-        let x = HeadInputs { layers: 1, dim: 4, offsets: vec![0, 1, 2], data: vec![bad, 0.5, -0.5, 1.0, 0.2, 0.1, 0.3, -1.0] };
+        let x = HeadInputs {
+            layers: 1,
+            dim: 4,
+            offsets: vec![0, 1, 2],
+            data: vec![bad, 0.5, -0.5, 1.0, 0.2, 0.1, 0.3, -1.0],
+        };
         let y = TrainTargets {
             teacher_query: vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0],
             dim: 3,
             positive: vec![Some(0), None],
             candidates: vec![vec![(0, 0.9), (1, 0.5)], vec![(2, 0.8), (1, 0.1)]],
         };
-        let passages = Vectors { ids: vec!["a".into(), "b".into(), "c".into()], dim: 3, data: vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0] };
+        let passages = Vectors {
+            ids: vec!["a".into(), "b".into(), "c".into()],
+            dim: 3,
+            data: vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
+        };
         (x, y, passages)
     }
 
@@ -243,23 +343,37 @@ mod tests {
         step_on(bad, &[0, 1], &LossSpec::default())
     }
 
-    fn step_on(bad: f32, rows: &[usize], losses: &LossSpec) -> Result<(Head, BTreeMap<String, f32>)> {
+    fn step_on(
+        bad: f32,
+        rows: &[usize],
+        losses: &LossSpec,
+    ) -> Result<(Head, BTreeMap<String, f32>)> {
         let device = Device::default().autodiff();
-        let head = HeadConfig::new(HeadKind::Linear, 4, 3).init(&device).unwrap();
+        let head = HeadConfig::new(HeadKind::Linear, 4, 3)
+            .init(&device)
+            .unwrap();
         let mut optim = AdamWConfig::new().init();
         let (x, y, passages) = tiny(bad);
-        train_step(head, &mut optim, 1e-3, &x, &y, &passages, rows, losses, &device)
+        train_step(
+            head, &mut optim, 1e-3, &x, &y, &passages, rows, losses, &device,
+        )
     }
 
     #[test]
     fn a_contrastive_only_batch_without_gold_passages_is_skipped() {
-        let losses = LossSpec { use_terms: vec!["contrastive".into()], ..LossSpec::default() };
+        let losses = LossSpec {
+            use_terms: vec!["contrastive".into()],
+            ..LossSpec::default()
+        };
         // Turn 1 has no gold passage: nothing to learn, no terms, no error.
         let (_, terms) = step_on(0.3, &[1], &losses).unwrap();
         assert!(terms.is_empty(), "{terms:?}");
         // Turn 0 has one: the contrastive term alone, and the total equals it.
         let (_, terms) = step_on(0.3, &[0], &losses).unwrap();
-        assert_eq!(terms.keys().map(String::as_str).collect::<Vec<_>>(), ["contrastive", "total"]);
+        assert_eq!(
+            terms.keys().map(String::as_str).collect::<Vec<_>>(),
+            ["contrastive", "total"]
+        );
         assert_eq!(terms["contrastive"], terms["total"]);
     }
 
@@ -269,12 +383,17 @@ mod tests {
         let names: Vec<&str> = terms.keys().map(String::as_str).collect();
         assert_eq!(names, ["align", "contrastive", "rank", "total"]);
         let sum = terms["align"] + terms["contrastive"] + terms["rank"];
-        assert!((terms["total"] - sum).abs() < 1e-5, "default weights are 1: {terms:?}");
+        assert!(
+            (terms["total"] - sum).abs() < 1e-5,
+            "default weights are 1: {terms:?}"
+        );
     }
 
     #[test]
     fn a_nan_input_is_an_error_naming_the_loss_term() {
-        let Err(err) = step(f32::NAN) else { panic!("a NaN input must not train") };
+        let Err(err) = step(f32::NAN) else {
+            panic!("a NaN input must not train")
+        };
         assert_eq!(err.to_string(), "loss 'align' is NaN");
     }
 }

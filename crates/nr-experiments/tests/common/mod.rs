@@ -12,25 +12,40 @@ pub fn root() -> PathBuf {
 /// A file of `../shared` (beside the checkout), which must exist.
 pub fn shared(path: &str) -> PathBuf {
     let p = root().join("../shared").join(path);
-    assert!(p.exists(), "{} is missing (the shared data sits beside the checkout)", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing (the shared data sits beside the checkout)",
+        p.display()
+    );
     p
 }
 
 /// A file of the offline QReCC benchmark, as a string for manifests and arguments.
 pub fn shared_data(name: &str) -> String {
-    shared(&format!("data/qrecc-offline/{name}")).to_string_lossy().to_string()
+    shared(&format!("data/qrecc-offline/{name}"))
+        .to_string_lossy()
+        .to_string()
 }
 
 /// A model fetched by `just models`.
 pub fn model(name: &str) -> String {
     let p = root().join("models").join(name);
-    assert!(p.exists(), "{} is missing: run `just models` first", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: run `just models` first",
+        p.display()
+    );
     p.to_string_lossy().to_string()
 }
 
 /// Runs `nr` with `args` from the repository root, quietly.
 pub fn nr(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_nr")).args(args).current_dir(root()).env("NR_LOG", "warn").output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_nr"))
+        .args(args)
+        .current_dir(root())
+        .env("NR_LOG", "warn")
+        .output()
+        .unwrap()
 }
 
 /// `--set` overrides pointing a shipped manifest at the shared data and the fetched models, with
@@ -53,5 +68,7 @@ pub fn offline_overrides(dir: &std::path::Path) -> Vec<String> {
     ] {
         sets.push(format!("data.{key}={}", shared_data(file)));
     }
-    sets.into_iter().flat_map(|s| ["--set".to_string(), s]).collect()
+    sets.into_iter()
+        .flat_map(|s| ["--set".to_string(), s])
+        .collect()
 }

@@ -17,7 +17,10 @@ pub struct ChatFileMessage {
 pub fn read_chat_file(path: &Path) -> Result<Vec<ChatFileMessage>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
     let messages: Vec<ChatFileMessage> = serde_json::from_str(&text).with_context(|| {
-        format!("{}: expected a JSON list of {{\"role\", \"content\"}} messages", path.display())
+        format!(
+            "{}: expected a JSON list of {{\"role\", \"content\"}} messages",
+            path.display()
+        )
     })?;
     if messages.is_empty() {
         bail!("{}: the chat has no messages", path.display());

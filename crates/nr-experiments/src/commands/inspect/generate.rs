@@ -37,12 +37,23 @@ pub fn run(args: GenerateArgs) -> Result<()> {
     let llm = Llm::load(&args.model, &device)?;
     let ids = llm.chat_ids(&messages)?;
     let sampling = if args.temperature > 0.0 {
-        Sampling::TopP { temperature: args.temperature, top_p: args.top_p, seed: args.seed }
+        Sampling::TopP {
+            temperature: args.temperature,
+            top_p: args.top_p,
+            seed: args.seed,
+        }
     } else {
         Sampling::Greedy
     };
-    let opts = GenerateOptions { max_new_tokens: args.max_new_tokens, sampling, collect_layers: Vec::new() };
+    let opts = GenerateOptions {
+        max_new_tokens: args.max_new_tokens,
+        sampling,
+        collect_layers: Vec::new(),
+    };
     let out = llm.generate(&[ids], &opts)?.remove(0);
-    println!("{}", serde_json::json!({ "ids": out.ids, "text": out.text, "stop": out.stop }));
+    println!(
+        "{}",
+        serde_json::json!({ "ids": out.ids, "text": out.text, "stop": out.stop })
+    );
     Ok(())
 }

@@ -40,7 +40,12 @@ pub fn parse_layers(spec: &str, num_layers: usize) -> Result<Vec<usize>> {
     spec.split(',')
         .map(|s| s.trim())
         .map(|s| {
-            let layer = if s == "last" { num_layers } else { s.parse::<usize>().map_err(|_| anyhow::anyhow!("--layers: '{s}' is not a layer index"))? };
+            let layer = if s == "last" {
+                num_layers
+            } else {
+                s.parse::<usize>()
+                    .map_err(|_| anyhow::anyhow!("--layers: '{s}' is not a layer index"))?
+            };
             if layer > num_layers {
                 bail!("--layers: layer {layer} does not exist (the model has 0..={num_layers})");
             }
@@ -56,7 +61,9 @@ pub fn run(args: HiddenArgs) -> Result<()> {
     let layers = parse_layers(&args.layers, llm.num_layers())?;
     let prompt = llm.render_chat(&messages)?;
     let ids = llm.tokenizer.encode(&prompt)?;
-    let out = llm.forward(std::slice::from_ref(&ids), &layers, false)?.remove(0);
+    let out = llm
+        .forward(std::slice::from_ref(&ids), &layers, false)?
+        .remove(0);
     let hidden: serde_json::Map<String, serde_json::Value> = out
         .hidden
         .iter()
@@ -68,6 +75,9 @@ pub fn run(args: HiddenArgs) -> Result<()> {
             (layer.to_string(), serde_json::json!(v))
         })
         .collect();
-    println!("{}", serde_json::json!({ "prompt": prompt, "input_ids": ids, "hidden": hidden }));
+    println!(
+        "{}",
+        serde_json::json!({ "prompt": prompt, "input_ids": ids, "hidden": hidden })
+    );
     Ok(())
 }
