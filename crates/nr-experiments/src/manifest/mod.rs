@@ -356,6 +356,40 @@ impl Default for LexiconSpec {
     }
 }
 
+impl LexiconSpec {
+    /// Every value in range, or a message naming the key (`lexicon.lr: ...`).
+    pub fn check(&self) -> std::result::Result<(), String> {
+        let positive = [
+            ("sif", self.sif),
+            ("lr", self.lr as f64),
+            ("batch_size", self.batch_size as f64),
+            ("max_tokens", self.max_tokens as f64),
+        ];
+        for (key, v) in positive {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(format!("lexicon.{key}: must be a positive number, got {v}"));
+            }
+        }
+        let lists = [
+            ("user_weights", &self.user_weights),
+            ("assistant_weights", &self.assistant_weights),
+            ("decays", &self.decays),
+            ("dense_weights", &self.dense_weights),
+        ];
+        for (key, values) in lists {
+            if values.is_empty() {
+                return Err(format!("lexicon.{key}: needs at least one candidate"));
+            }
+            if let Some(v) = values.iter().find(|v| !(v.is_finite() && **v >= 0.0)) {
+                return Err(format!(
+                    "lexicon.{key}: {v} is not a finite non-negative weight"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Which statistics standardise a head's inputs when it reads several layers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -429,18 +463,24 @@ impl Manifest {
     /// Reads a manifest and applies `key.path=value` overrides.
     pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
         let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
-        if overrides.is_empty() {
-            return toml::from_str(&text)
-                .map_err(|e| anyhow::anyhow!(one_line_toml_error(path, &text, &e)));
-        }
-        let mut table: toml::Table = toml::from_str(&text)
-            .map_err(|e| anyhow::anyhow!(one_line_toml_error(path, &text, &e)))?;
-        for o in overrides {
-            apply_override(&mut table, o).with_context(|| format!("--set {o}"))?;
-        }
-        Manifest::deserialize(toml::Value::Table(table)).map_err(|e| {
-            anyhow::anyhow!("{} (after --set): {}", path.display(), e.message().trim())
-        })
+        let manifest: Manifest = if overrides.is_empty() {
+            toml::from_str(&text)
+                .map_err(|e| anyhow::anyhow!(one_line_toml_error(path, &text, &e)))?
+        } else {
+            let mut table: toml::Table = toml::from_str(&text)
+                .map_err(|e| anyhow::anyhow!(one_line_toml_error(path, &text, &e)))?;
+            for o in overrides {
+                apply_override(&mut table, o).with_context(|| format!("--set {o}"))?;
+            }
+            Manifest::deserialize(toml::Value::Table(table)).map_err(|e| {
+                anyhow::anyhow!("{} (after --set): {}", path.display(), e.message().trim())
+            })?
+        };
+        manifest
+            .lexicon
+            .check()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        Ok(manifest)
     }
 }
 
@@ -455,5 +495,40 @@ fn one_line_toml_error(path: &Path, text: &str, e: &toml::de::Error) -> String {
             format!("{}:{line}:{col}: {msg}", path.display())
         }
         None => format!("{}: {msg}", path.display()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quickstart() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../experiments/quickstart.toml")
+    }
+
+    #[test]
+    fn the_shipped_manifests_enable_the_lexicon_with_valid_settings() {
+        let m = Manifest::load(&quickstart(), &[]).unwrap();
+        assert!(m.lexicon.enabled);
+        assert_eq!(m.lexicon.check(), Ok(()));
+    }
+
+    #[test]
+    fn an_out_of_range_lexicon_value_is_an_error_naming_file_and_key() {
+        for (set, key) in [
+            ("lexicon.lr=-0.1", "lexicon.lr"),
+            ("lexicon.batch_size=0", "lexicon.batch_size"),
+            ("lexicon.dense_weights=[]", "lexicon.dense_weights"),
+            ("lexicon.decays=[0.5, -1.0]", "lexicon.decays"),
+        ] {
+            let err = Manifest::load(&quickstart(), &[set.to_string()])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("quickstart.toml") && err.contains(key),
+                "{set}: {err}"
+            );
+            assert!(!err.contains('\n'), "{err}");
+        }
     }
 }
