@@ -10,13 +10,14 @@ use anyhow::{Context, Result, bail, ensure};
 use burn::tensor::Device;
 use nr_backbone::llama::{GenerateOptions, Llm};
 use nr_backbone::teacher::TeacherEncoder;
-use nr_data::{ChatMessage, Passage, PassageReader, TensorCache, fit_conversation};
+use nr_data::{Passage, PassageReader, TensorCache, fit_conversation};
 use nr_head::{Head, LexicalMix, Lexicon, lexicon_path};
 use serde::Serialize;
 
 use crate::manifest::{BackboneSpec, HiddenSource, Manifest};
 use crate::pipeline::llm_features::{
-    context_features, first_line, lexical_input, query_token_features, question_prompt,
+    context_features, first_line, lexical_input, prompt_length, query_token_features,
+    question_prompt,
 };
 use crate::pipeline::teacher_side::Teacher;
 use crate::train::examples::Vectors;
@@ -262,7 +263,7 @@ impl Agent {
 
     /// The conversation as a prompt: `system` first, the oldest turns dropped to fit the budget.
     fn prompt(&self, question: &str, system: Option<&str>) -> Result<Vec<u32>> {
-        let count = |m: &[ChatMessage]| self.llm.chat_ids(m).map_or(usize::MAX, |ids| ids.len());
+        let count = prompt_length(&self.llm);
         let fitted = fit_conversation(
             &self.history,
             question,
@@ -288,7 +289,7 @@ impl Agent {
     fn native_context(&self, question: &str, timings: &mut TurnTimings) -> Result<Vec<f32>> {
         let b = &self.backbone;
         let system = b.system_prompt.as_deref();
-        let count = |m: &[ChatMessage]| self.llm.chat_ids(m).map_or(usize::MAX, |ids| ids.len());
+        let count = prompt_length(&self.llm);
         let (prompt, q) = question_prompt(
             &self.llm,
             &self.history,
@@ -325,7 +326,7 @@ impl Agent {
             return Ok(dense);
         };
         let b = &self.backbone;
-        let count = |m: &[ChatMessage]| self.llm.chat_ids(m).map_or(usize::MAX, |ids| ids.len());
+        let count = prompt_length(&self.llm);
         let start = Instant::now();
         let input = lexical_input(
             &self.llm,

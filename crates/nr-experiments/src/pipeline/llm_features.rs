@@ -19,8 +19,7 @@ pub fn conversation_prompts(
     system: Option<&str>,
     budget: usize,
 ) -> Result<Vec<Vec<u32>>> {
-    let count =
-        |messages: &[ChatMessage]| llm.chat_ids(messages).map_or(usize::MAX, |ids| ids.len());
+    let count = prompt_length(llm);
     turns
         .iter()
         .map(|t| {
@@ -28,6 +27,12 @@ pub fn conversation_prompts(
             Ok(llm.chat_ids(&fitted.messages)?)
         })
         .collect()
+}
+
+/// The token count of chat messages once rendered by `llm`'s template (`usize::MAX` when they
+/// cannot be rendered): what [`fit_conversation`] fits to a budget.
+pub fn prompt_length(llm: &Llm) -> impl Fn(&[ChatMessage]) -> usize + '_ {
+    |messages: &[ChatMessage]| llm.chat_ids(messages).map_or(usize::MAX, |ids| ids.len())
 }
 
 /// How many tokens at the end of each conversation prompt belong to the current question and the
@@ -39,8 +44,7 @@ pub fn question_token_counts(
     system: Option<&str>,
     budget: usize,
 ) -> Result<Vec<usize>> {
-    let count =
-        |messages: &[ChatMessage]| llm.chat_ids(messages).map_or(usize::MAX, |ids| ids.len());
+    let count = prompt_length(llm);
     turns
         .iter()
         .map(|t| Ok(question_prompt(llm, &t.context, &t.question, system, budget, &count)?.1))
@@ -77,8 +81,7 @@ pub fn lexical_inputs(
     system: Option<&str>,
     budget: usize,
 ) -> Result<Vec<LexicalInput>> {
-    let count =
-        |messages: &[ChatMessage]| llm.chat_ids(messages).map_or(usize::MAX, |ids| ids.len());
+    let count = prompt_length(llm);
     turns
         .iter()
         .map(|t| lexical_input(llm, &t.context, &t.question, system, budget, &count))
@@ -357,7 +360,7 @@ mod tests {
             "Who wrote Dune?".to_string(),
             "Frank Herbert wrote Dune.".to_string(),
         ];
-        let count = |m: &[ChatMessage]| llm.chat_ids(m).map_or(usize::MAX, |ids| ids.len());
+        let count = prompt_length(&llm);
         let (ids, k) =
             question_prompt(&llm, &history, "When was it published?", None, 512, &count).unwrap();
         let fitted = fit_conversation(&history, "When was it published?", None, 512, &count);
