@@ -20,9 +20,9 @@ test *ARGS:
 bench *ARGS:
     bash scripts/bench.sh {{ARGS}}
 
-# The ablation grids: losses x head kinds (experiments/ablation.toml -> results/ablation.{md,csv,json,svg,png}),
-# losses x initialisation (experiments/ablation-init.toml -> results/ablation-init/) and the losses in the
-# shipped setting with the lexicon (experiments/ablation-lexicon.toml -> results/ablation-lexicon/).
+# Grids: losses x head kinds (results/ablation.*), losses x init (results/ablation-init/) and the losses with
+# the lexicon in the shipped setting (results/ablation-lexicon/); manifests in experiments/ablation*.toml.
+# The ablation grids of docs/results.md.
 ablate:
     bash scripts/fetch-models.sh
     bash scripts/prepare-data.sh
@@ -50,3 +50,16 @@ gpu-check:
 lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
+
+# Each a qrecc-offline run into runs/lexicon-* (features from the cache; the ridge dense head of rows 18-22).
+# The lexicon's parts and data curve of docs/results.md.
+lexicon-study:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    run() { cargo run --release -p nr-experiments -- run experiments/qrecc-offline.toml --set training.init=ridge --set training.lr=3e-4 --set training.epochs=5 --set training.patience=2 --set 'losses.use_terms=["align","contrastive","rank"]' "$@"; }
+    run --set output=runs/lexicon-ridge
+    run --set 'lexicon.dense_weights=[0.0]' --set output=runs/lexicon-only
+    run --set lexicon.epochs=0 --set output=runs/lexicon-nofit
+    run --set lexicon.fit_rewrites=false --set output=runs/lexicon-passages-only
+    run --set lexicon.fit_passages=false --set output=runs/lexicon-curve-0
+    for n in 1000 3000 10000; do run --set lexicon.max_fit_passages=$n --set output=runs/lexicon-curve-$n; done
