@@ -14,7 +14,6 @@
 //! turn of age.
 
 use std::collections::HashMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
@@ -22,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::HeadError;
 use crate::meta::HeadMeta;
+use crate::persist::{with_suffix, write_atomic};
 use crate::pooling::NORM_EPS;
 
 /// The `format` value in a lexicon file's metadata.
@@ -169,17 +169,7 @@ impl Lexicon {
         let metadata = HashMap::from([("nr".to_string(), json)]);
         let data = safetensors::serialize([("table", view)], Some(metadata))
             .map_err(|e| HeadError::malformed(&path, e.to_string()))?;
-        let tmp = path.with_extension("safetensors.tmp");
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&data)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &path)
-        };
-        write().map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            HeadError::io(&path, e)
-        })
+        write_atomic(&path, &data)
     }
 
     /// Reads `<stem>.lexicon.safetensors`; it must belong to `expected` (same LLM, layers, teacher).
@@ -244,9 +234,7 @@ impl Lexicon {
 
 /// `<stem>.lexicon.safetensors`.
 pub fn lexicon_path(stem: &Path) -> PathBuf {
-    let mut s = stem.as_os_str().to_os_string();
-    s.push(".lexicon.safetensors");
-    PathBuf::from(s)
+    with_suffix(stem, ".lexicon.safetensors")
 }
 
 /// The weight of each history message (oldest first): the speaker's weight times `decay` to the

@@ -84,7 +84,7 @@ pub fn sidecar_path(stem: &Path) -> PathBuf {
 }
 
 /// Appends `suffix` to the file name (unlike `with_extension`, keeps any dot in the stem).
-fn with_suffix(stem: &Path, suffix: &str) -> PathBuf {
+pub(crate) fn with_suffix(stem: &Path, suffix: &str) -> PathBuf {
     let mut name: OsString = stem.as_os_str().to_owned();
     name.push(suffix);
     PathBuf::from(name)
@@ -92,7 +92,7 @@ fn with_suffix(stem: &Path, suffix: &str) -> PathBuf {
 
 /// Writes `bytes` to a temporary sibling of `path`, flushes it to disk and renames it over `path`,
 /// so a reader sees the old file or the new one, never a torn one.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), HeadError> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), HeadError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| HeadError::io(dir, e))?;
     }

@@ -110,8 +110,8 @@ impl Experiment {
             !texts.is_empty(),
             "lexicon: no fitting texts (fit_passages and fit_rewrites are off, or both sets are empty)"
         );
-        let initial = self.token_embeddings(opts)?;
-        let ids: Vec<String> = initial.ids.clone();
+        let vocab = tok.vocab_size();
+        let ids: Vec<String> = (0..vocab).map(|i| i.to_string()).collect();
         let key = self
             .llm_key("lexicon-table")
             .setting("teacher", &self.teacher.weights_hash)
@@ -137,11 +137,13 @@ impl Experiment {
                         Ok(ids)
                     })
                     .collect::<Result<Vec<_>>>()?;
-                let weights = token_weights(&tokens, initial.ids.len(), spec.sif);
-                let start = initial_table(initial.data.clone(), dim);
+                // The teacher's token embeddings are read only when the fit itself must run.
+                let initial = self.token_embeddings(opts)?;
+                let weights = token_weights(&tokens, vocab, spec.sif);
+                let start = initial_table(initial.data, dim);
                 tracing::info!(
                     "lexicon: fitting {} token rows on {} texts, {} epochs",
-                    initial.ids.len(),
+                    vocab,
                     texts.len(),
                     spec.epochs
                 );
