@@ -96,7 +96,7 @@ impl Default for SignificanceSettings {
 }
 
 /// System A against system B on the same queries.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct PairedComparison {
     /// Number of queries.
     pub queries: usize,

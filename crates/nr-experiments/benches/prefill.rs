@@ -10,8 +10,9 @@ mod common;
 use burn::tensor::Device;
 use common::{BenchFile, Row, model, qrecc, seconds};
 use nr_backbone::llama::Llm;
-use nr_experiments::pipeline::cached::write_atomic;
-use nr_experiments::pipeline::llm_features::conversation_prompts;
+use nr_experiments::atomic_file::write_atomic;
+use nr_experiments::native::conversations;
+use nr_experiments::native::prompt::conversation_prompts;
 
 const TARGET_TOKENS: usize = 128;
 
@@ -23,7 +24,7 @@ fn prompts(llm: &Llm) -> Vec<Vec<u32>> {
         .filter(|t| !t.context.is_empty())
         .take(400)
         .collect();
-    let all = conversation_prompts(llm, &candidates, None, 512).unwrap();
+    let all = conversation_prompts(llm, &conversations(&candidates), None, 512).unwrap();
     let picked: Vec<Vec<u32>> = all
         .into_iter()
         .filter(|p| (TARGET_TOKENS - 16..=TARGET_TOKENS + 16).contains(&p.len()))

@@ -1,10 +1,11 @@
 //! Per-query latency of making the query vector, batch 1, on QReCC test turns with history:
-//! native retrieval (the head on hidden states the agent already has; and prefill + head from the
-//! conversation prompt) against generate-then-encode (prefill + greedy generation of a standalone
-//! query + the teacher on it), with the settings of experiments/qrecc-offline.toml.
+//! native retrieval (the encoder of experiments/qrecc-offline.toml, timed by
+//! `NativeEncoder::query_vector`, the very function the agent and the pipeline's report call)
+//! against generate-then-encode (prefill + greedy generation of a standalone query + the teacher
+//! on it).
 //!
-//! The head has random weights: its cost does not depend on their values. Each row's spread is
-//! over the turns.
+//! The head and lexicon have random weights: their cost does not depend on their values. Each
+//! row's spread is over the turns.
 //!
 //! `cargo bench -p nr-experiments --bench query_latency`; writes results/bench/query_latency.json.
 
@@ -16,46 +17,83 @@ use burn::tensor::Device;
 use common::{BenchFile, Ratio, Row, model, qrecc};
 use nr_backbone::llama::{GenerateOptions, Llm};
 use nr_backbone::teacher::TeacherEncoder;
-use nr_data::ChatMessage;
 use nr_experiments::manifest::Manifest;
-use nr_experiments::pipeline::llm_features::{
-    context_features, conversation_prompts, first_line, question_prompt,
+use nr_experiments::native::{
+    NativeEncoder, Standardizer, conversations, first_line, model_name, query_vectors_made,
 };
-use nr_experiments::train::{head_config, trainer::encode};
+use nr_head::{ConversationWeights, LexicalMix, Lexicon};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 fn ms(start: Instant) -> f64 {
     start.elapsed().as_secs_f64() * 1e3
+}
+
+/// The shipped manifest's encoder with random weights (and a random lexicon when it has one).
+fn random_encoder(manifest: &Manifest, llm: &Llm, teacher: &TeacherEncoder) -> NativeEncoder {
+    let device = Device::default();
+    let features = manifest.backbone.feature_spec(llm.num_layers()).unwrap();
+    let config = manifest
+        .head
+        .config(llm.hidden_size(), teacher.dim(), features.layers.len())
+        .unwrap();
+    let width = features.layers.len() * llm.hidden_size();
+    let standardizer = Standardizer {
+        mean: vec![0.0; width],
+        std: vec![1.0; width],
+    };
+    let meta = features.head_meta(
+        &model_name(&manifest.backbone.path),
+        llm.hidden_size(),
+        &model_name(&manifest.teacher.path),
+        teacher.dim(),
+    );
+    let lexicon = manifest.lexicon.enabled.then(|| {
+        let mut rng = StdRng::seed_from_u64(0);
+        let vocab = llm.tokenizer.vocab_size();
+        let table = (0..vocab * teacher.dim())
+            .map(|_| rng.random_range(-1.0f32..1.0))
+            .collect();
+        let mix = LexicalMix {
+            conversation: ConversationWeights {
+                user: 0.4,
+                assistant: 0.7,
+                decay: 0.75,
+            },
+            dense_weight: 1.0,
+        };
+        (Lexicon::new(teacher.dim(), table).unwrap(), mix)
+    });
+    NativeEncoder::new(
+        features,
+        meta,
+        standardizer,
+        config.init(&device).unwrap(),
+        lexicon,
+        device,
+    )
+    .unwrap()
 }
 
 fn main() {
     let n = common::env_usize("NR_BENCH_TURNS", 16);
     let manifest =
         Manifest::load(&common::root().join("experiments/qrecc-offline.toml"), &[]).unwrap();
-    let b = &manifest.backbone;
     let device = Device::default();
     let llm = Llm::load(&model("SmolLM2-135M-Instruct.Q4_1.gguf"), &device).unwrap();
     let teacher = TeacherEncoder::load(&model("all-MiniLM-L6-v2"), &device).unwrap();
-    let layers = b.resolve_layers(llm.num_layers()).unwrap();
-    let head = head_config(&manifest, llm.hidden_size(), teacher.dim())
-        .unwrap()
-        .init(&device)
-        .unwrap();
+    let encoder = random_encoder(&manifest, &llm, &teacher);
     let turns: Vec<_> = nr_data::read_qrecc_turns(qrecc("qrecc_test.json"))
         .unwrap()
         .into_iter()
         .filter(|t| !t.context.is_empty())
         .take(n)
         .collect();
-    let count = |m: &[ChatMessage]| llm.chat_ids(m).map_or(usize::MAX, |ids| ids.len());
-    let rewrite_prompts = conversation_prompts(
-        &llm,
-        &turns,
-        Some(&b.rewrite_instruction),
-        b.max_prompt_tokens,
-    )
-    .unwrap();
+    let convs = conversations(&turns);
+    let features = &encoder.features;
+    let rewrite_prompts = features.rewrite_prompts(&llm, &convs).unwrap();
     let generate_options = GenerateOptions {
-        max_new_tokens: b.max_new_tokens,
+        max_new_tokens: features.max_new_tokens,
         ..Default::default()
     };
 
@@ -63,35 +101,17 @@ fn main() {
         (vec![], vec![], vec![], vec![], vec![], vec![]);
     let mut prompt_tokens = 0;
     let mut query_tokens = 0;
-    for (i, turn) in turns.iter().enumerate() {
-        let (prompt, q) = question_prompt(
-            &llm,
-            &turn.context,
-            &turn.question,
-            b.system_prompt.as_deref(),
-            b.max_prompt_tokens,
-            &count,
-        )
-        .unwrap();
-        prompt_tokens += prompt.len();
-        // Native: hidden states of the conversation prompt, pooled, through the head.
-        let start = Instant::now();
-        let x = context_features(
-            &llm,
-            &[prompt],
-            &layers,
-            b.pool,
-            b.pool_k,
-            Some(&[q]),
-            1,
-            false,
-        )
-        .unwrap();
-        let after_prefill = Instant::now();
-        let v = encode(&head, &x, &device).unwrap();
-        head_ms.push(ms(after_prefill));
-        native_ms.push(ms(start));
-        assert_eq!(v.len(), teacher.dim());
+    let made_before = query_vectors_made();
+    for (i, conversation) in convs.iter().enumerate() {
+        prompt_tokens += features
+            .source_prompts(&llm, std::slice::from_ref(conversation))
+            .unwrap()[0]
+            .len();
+        // Native: the agent's own call.
+        let v = encoder.query_vector(&llm, *conversation).unwrap();
+        assert_eq!(v.vector.len(), teacher.dim());
+        head_ms.push(v.latency.head_ms);
+        native_ms.push(v.latency.total());
         // Generate-then-encode: the rewrite prompt's prefill, the generated query, the teacher.
         let start = Instant::now();
         llm.forward(std::slice::from_ref(&rewrite_prompts[i]), &[], true)
@@ -116,9 +136,14 @@ fn main() {
         teacher_ms.push(t);
         gte_ms.push(generate + t);
     }
+    assert_eq!(
+        query_vectors_made() - made_before,
+        convs.len(),
+        "every native figure comes from NativeEncoder::query_vector"
+    );
     let rows = vec![
         Row::new(
-            "native: head on the agent's hidden states",
+            "native: head (+ lexicon) on the agent's hidden states",
             "ms/query",
             head_ms,
         ),
@@ -153,15 +178,20 @@ fn main() {
     ];
     BenchFile {
         bench: "query_latency".into(),
-        stack: format!("nr-backbone + nr-head, burn flex, {} threads, batch 1", common::threads()),
+        stack: format!(
+            "nr-backbone + nr-head, burn flex, {} threads, batch 1",
+            common::threads()
+        ),
         workload: format!(
-            "{} QReCC test turns with history ({:.0} prompt tokens, {:.1} generated tokens on average), layers {layers:?}, {:?} pooling, {:?} head, max {} new tokens",
+            "{} QReCC test turns with history ({:.0} prompt tokens, {:.1} generated tokens on average), layers {:?}, {:?} pooling, {:?} head{}, max {} new tokens",
             turns.len(),
             prompt_tokens as f64 / turns.len() as f64,
             query_tokens as f64 / turns.len() as f64,
-            b.pool,
-            head.config().kind,
-            b.max_new_tokens
+            features.layers,
+            features.pool,
+            encoder.head.config().kind,
+            if encoder.lexicon.is_some() { " + lexicon" } else { "" },
+            features.max_new_tokens
         ),
         rows,
         ratios,

@@ -3,28 +3,21 @@
 //! answers with the retrieved passages in its context. With generate-then-encode instead, the LLM
 //! writes a standalone query and the teacher encodes it (the baseline, for side-by-side use).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use burn::tensor::Device;
 use nr_backbone::llama::{GenerateOptions, Llm};
 use nr_backbone::teacher::TeacherEncoder;
 use nr_data::{Passage, PassageReader, TensorCache, fit_conversation};
-use nr_head::{Head, LexicalMix, Lexicon, lexicon_path};
 use serde::Serialize;
 
-use crate::manifest::{BackboneSpec, HiddenSource, Manifest};
-use crate::pipeline::llm_features::{
-    context_features, first_line, lexical_input, prompt_length, query_token_features,
-    question_prompt,
-};
+use crate::latency::ms_since;
+use crate::native::prompt::prompt_length;
+use crate::native::{Conversation, NativeEncoder};
 use crate::pipeline::teacher_side::Teacher;
-use crate::train::examples::Vectors;
-use crate::train::head_meta_for;
-use crate::train::lexicon::native_vectors;
-use crate::train::standardize::Standardizer;
-use crate::train::trainer::encode;
+use crate::vectors::Vectors;
 
 /// How the agent makes its query vector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,15 +28,16 @@ pub enum QueryMode {
     GenerateThenEncode,
 }
 
-/// What to load: the head's run folder names the models and settings it was trained with.
+/// What to load: the encoder folder names the models and settings it was trained with.
 pub struct AgentOptions {
-    /// The head's stem (`runs/X/head`), beside `manifest.resolved.toml` and `head.standardize.json`.
+    /// The native encoder's folder (`runs/X/head`, or a copy of it anywhere).
     pub head: PathBuf,
     /// Passage collection to search (JSONL file or folder).
     pub corpus: PathBuf,
-    /// Cache folder for the corpus index (the run's cache when absent).
-    pub cache: Option<PathBuf>,
-    /// Other model paths than the run's (must be the same models: the head refuses others).
+    /// Cache folder for the corpus index.
+    pub cache: PathBuf,
+    /// Other model paths than those the encoder was trained with (must be the same models: the
+    /// encoder refuses others).
     pub llm: Option<PathBuf>,
     pub teacher: Option<PathBuf>,
     pub mode: QueryMode,
@@ -90,73 +84,45 @@ pub struct TurnResult {
 pub struct Agent {
     llm: Llm,
     teacher: Teacher,
-    head: Head,
-    /// The head's lexical part and its mix with the dense vector, when the head has one.
-    lexicon: Option<(Lexicon, LexicalMix)>,
-    standardizer: Standardizer,
-    backbone: BackboneSpec,
-    layers: Vec<usize>,
+    encoder: NativeEncoder,
     passages: Vec<Passage>,
     index: Vectors,
     options: AgentOptions,
-    device: Device,
     /// Alternating user and assistant messages of the turns so far.
     history: Vec<String>,
 }
 
-fn ms_since(start: Instant) -> f64 {
-    start.elapsed().as_secs_f64() * 1e3
-}
-
 impl Agent {
-    /// Loads the head with the models and settings of its run, and indexes the corpus (cached).
+    /// Loads the encoder folder with its models (those it names, or `options.llm` /
+    /// `options.teacher`), and indexes the corpus (cached).
     pub fn load(options: AgentOptions, device: Device) -> Result<Self> {
-        let run_dir = options
-            .head
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default();
-        let manifest_path = run_dir.join("manifest.resolved.toml");
-        ensure!(
-            manifest_path.is_file(),
-            "{}: not found; --head must name a head inside the output folder of `nr run`",
-            manifest_path.display()
-        );
-        let manifest = Manifest::load(&manifest_path, &[])?;
-        let llm_path = options
-            .llm
-            .clone()
-            .unwrap_or(manifest.backbone.path.clone());
+        let sidecar = NativeEncoder::read_sidecar(&options.head)?;
+        let llm_path = options.llm.clone().unwrap_or(sidecar.models.llm.clone());
         let teacher_path = options
             .teacher
             .clone()
-            .unwrap_or(manifest.teacher.path.clone());
+            .unwrap_or(sidecar.models.teacher.clone());
+        for (path, flag) in [(&llm_path, "--llm"), (&teacher_path, "--teacher")] {
+            ensure!(
+                path.exists(),
+                "{}: not found (the encoder was trained with it there); name the model with {flag}",
+                path.display()
+            );
+        }
         let llm = Llm::load(&llm_path, &device)?;
-        let encoder = TeacherEncoder::load(&teacher_path, &device)?;
-        let layers = manifest.backbone.resolve_layers(llm.num_layers())?;
-        let expected = head_meta_for(
-            &manifest.backbone,
+        let encoder_model = TeacherEncoder::load(&teacher_path, &device)?;
+        let encoder = NativeEncoder::load(
+            &options.head,
             &llm_path,
-            llm.hidden_size(),
-            &layers,
+            &llm,
             &teacher_path,
-            encoder.dim(),
-        );
-        let head = Head::load(&options.head, &expected, &device)?;
-        let lexicon = if lexicon_path(&options.head).is_file() {
-            Some(Lexicon::load(&options.head, &expected)?)
-        } else {
-            None
-        };
-        let standardizer = read_standardizer(
-            &run_dir.join("head.standardize.json"),
-            layers.len() * llm.hidden_size(),
+            encoder_model.dim(),
+            &device,
         )?;
-
         let teacher = Teacher {
             weights_hash: crate::pipeline::model_hash(&teacher_path)?,
-            encoder,
-            batch_size: manifest.teacher.batch_size,
+            encoder: encoder_model,
+            batch_size: sidecar.models.teacher_batch_size,
         };
         let passages = PassageReader::open(&options.corpus)?
             .collect::<Result<Vec<_>, _>>()
@@ -166,20 +132,15 @@ impl Agent {
             "{}: the collection holds no passages",
             options.corpus.display()
         );
-        let cache = TensorCache::new(options.cache.as_ref().unwrap_or(&manifest.cache));
+        let cache = TensorCache::new(&options.cache);
         let index = teacher.passage_index(&passages, &cache, false)?;
         Ok(Self {
             llm,
             teacher,
-            head,
-            lexicon,
-            standardizer,
-            backbone: manifest.backbone,
-            layers,
+            encoder,
             passages,
             index,
             options,
-            device,
             history: Vec::new(),
         })
     }
@@ -202,19 +163,26 @@ impl Agent {
         recorded_answer: Option<&str>,
     ) -> Result<(TurnResult, Vec<usize>)> {
         let mut timings = TurnTimings::default();
-        let (query_vector, query) = match (self.options.mode, self.backbone.source) {
-            (QueryMode::Native, HiddenSource::Context) => {
-                (self.native_context(question, &mut timings)?, None)
+        let conversation = Conversation {
+            history: &self.history,
+            question,
+        };
+        let (query_vector, query) = match self.options.mode {
+            QueryMode::Native => {
+                let v = self.encoder.query_vector(&self.llm, conversation)?;
+                timings.prefill_ms = v.latency.prefill_ms;
+                timings.generation_ms = v.latency.generation_ms;
+                timings.head_ms = v.latency.head_ms;
+                (v.vector, v.query)
             }
-            (QueryMode::Native, HiddenSource::QueryTokens) => {
-                let prompt = self.prompt(question, Some(&self.backbone.rewrite_instruction))?;
-                let q = self.generate_query(&prompt, &mut timings)?;
-                let dense = self.native_query_tokens(prompt, &q, &mut timings)?;
-                (self.with_lexicon(question, dense, &mut timings)?, Some(q))
-            }
-            (QueryMode::GenerateThenEncode, _) => {
-                let prompt = self.prompt(question, Some(&self.backbone.rewrite_instruction))?;
-                let q = self.generate_query(&prompt, &mut timings)?;
+            QueryMode::GenerateThenEncode => {
+                let start = Instant::now();
+                let q = self
+                    .encoder
+                    .features
+                    .generate_queries(&self.llm, &[conversation], 1, false)?
+                    .remove(0);
+                timings.generation_ms = ms_since(start);
                 let start = Instant::now();
                 let v = self.teacher.encoder.encode(&[q.as_str()])?.concat();
                 timings.teacher_ms = ms_since(start);
@@ -268,110 +236,10 @@ impl Agent {
             &self.history,
             question,
             system,
-            self.backbone.max_prompt_tokens,
+            self.encoder.features.max_prompt_tokens,
             &count,
         );
         Ok(self.llm.chat_ids(&fitted.messages)?)
-    }
-
-    fn head_vector(
-        &self,
-        mut x: crate::train::examples::HeadInputs,
-        timings: &mut TurnTimings,
-    ) -> Result<Vec<f32>> {
-        let start = Instant::now();
-        self.standardizer.apply(&mut x);
-        let v = encode(&self.head, &x, &self.device)?;
-        timings.head_ms = ms_since(start);
-        Ok(v)
-    }
-
-    fn native_context(&self, question: &str, timings: &mut TurnTimings) -> Result<Vec<f32>> {
-        let b = &self.backbone;
-        let system = b.system_prompt.as_deref();
-        let count = prompt_length(&self.llm);
-        let (prompt, q) = question_prompt(
-            &self.llm,
-            &self.history,
-            question,
-            system,
-            b.max_prompt_tokens,
-            &count,
-        )?;
-        let start = Instant::now();
-        let x = context_features(
-            &self.llm,
-            &[prompt],
-            &self.layers,
-            b.pool,
-            b.pool_k,
-            Some(&[q]),
-            1,
-            false,
-        )?;
-        timings.prefill_ms = ms_since(start);
-        let dense = self.head_vector(x, timings)?;
-        self.with_lexicon(question, dense, timings)
-    }
-
-    /// The dense head's vector mixed with the lexicon's vector of the conversation, when the head
-    /// has a lexicon (as the pipeline does on the test split).
-    fn with_lexicon(
-        &self,
-        question: &str,
-        dense: Vec<f32>,
-        timings: &mut TurnTimings,
-    ) -> Result<Vec<f32>> {
-        let Some((lexicon, how)) = &self.lexicon else {
-            return Ok(dense);
-        };
-        let b = &self.backbone;
-        let count = prompt_length(&self.llm);
-        let start = Instant::now();
-        let input = lexical_input(
-            &self.llm,
-            &self.history,
-            question,
-            b.system_prompt.as_deref(),
-            b.max_prompt_tokens,
-            &count,
-        )?;
-        let v = native_vectors(lexicon, &[input], Some(&dense), how)?;
-        timings.head_ms += ms_since(start);
-        Ok(v)
-    }
-
-    /// The head on the query's tokens read after the rewrite `prompt`.
-    fn native_query_tokens(
-        &self,
-        prompt: Vec<u32>,
-        query: &str,
-        timings: &mut TurnTimings,
-    ) -> Result<Vec<f32>> {
-        let start = Instant::now();
-        let x = query_token_features(
-            &self.llm,
-            &[prompt],
-            &[query.to_string()],
-            &self.layers,
-            self.backbone.pool,
-            1,
-            false,
-        )?;
-        timings.prefill_ms += ms_since(start);
-        self.head_vector(x, timings)
-    }
-
-    /// The LLM's standalone query for the rewrite `prompt` (greedy, first line).
-    fn generate_query(&self, prompt: &[u32], timings: &mut TurnTimings) -> Result<String> {
-        let opts = GenerateOptions {
-            max_new_tokens: self.backbone.max_new_tokens,
-            ..Default::default()
-        };
-        let start = Instant::now();
-        let g = self.llm.generate(&[prompt.to_vec()], &opts)?.remove(0);
-        timings.generation_ms = ms_since(start);
-        Ok(first_line(&g.text))
     }
 
     /// The LLM's reply with the first `answer_passages` retrieved passages in its system message.
@@ -400,20 +268,4 @@ impl Agent {
             .trim()
             .to_string())
     }
-}
-
-/// The input statistics saved beside a head, checked against the width the head reads.
-fn read_standardizer(path: &Path, width: usize) -> Result<Standardizer> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("{}: cannot read", path.display()))?;
-    let s: Standardizer =
-        serde_json::from_str(&text).with_context(|| format!("{}: invalid JSON", path.display()))?;
-    if s.mean.len() != width || s.std.len() != width {
-        bail!(
-            "{}: mean/std have {} values but the head reads {width} (layers x hidden size)",
-            path.display(),
-            s.mean.len()
-        );
-    }
-    Ok(s)
 }

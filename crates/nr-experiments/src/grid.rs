@@ -10,8 +10,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::Deserialize;
 
-use crate::manifest::{Manifest, apply_override};
-use crate::pipeline::cached::write_atomic;
+use crate::atomic_file::write_atomic;
+use crate::manifest::{Manifest, apply_override, metric_label};
+use crate::pipeline::evaluate::GTE;
+use crate::pipeline::report::{MetricsFile, SystemKind};
 use crate::pipeline::{self, RunOptions};
 
 /// One combination of grid values: its name and the `key=value` overrides that make it.
@@ -77,35 +79,67 @@ fn slug(name: &str) -> String {
         .collect()
 }
 
-/// Runs every variant of a manifest's grid and writes the ablation tables; returns ablation.md.
-pub fn run_grid(path: &Path, manifest: Manifest, set: &[String], _resume: bool) -> Result<PathBuf> {
+/// The manifest of every variant, each checked as `nr run` checks a manifest, before any runs: a
+/// bad grid key or value fails at once, naming the variant.
+pub fn variant_manifests(
+    path: &Path,
+    manifest: &Manifest,
+    set: &[String],
+) -> Result<Vec<(Variant, Manifest)>> {
     let grid = manifest.grid.clone().context("manifest has no [grid]")?;
-    let variants = expand(&grid)?;
-    let out = manifest.output.clone();
-    let text = std::fs::read_to_string(path)?;
-    let mut rows: Vec<(String, serde_json::Value)> = Vec::new();
-    for (i, v) in variants.iter().enumerate() {
-        let mut table: toml::Table = toml::from_str(&text)?;
-        for o in set {
-            apply_override(&mut table, o)?;
-        }
-        table.remove("grid");
-        for (key, value) in &v.overrides {
-            apply_override(&mut table, &format!("{key}={value}"))?;
-        }
-        let dir = out.join("variants").join(slug(&v.name));
-        table.insert(
-            "output".into(),
-            toml::Value::String(dir.to_string_lossy().to_string()),
-        );
-        table.insert(
-            "name".into(),
-            toml::Value::String(format!("{} [{}]", manifest.name, v.name)),
-        );
-        let variant = Manifest::deserialize(toml::Value::Table(table))
-            .map_err(|e| anyhow::anyhow!("grid variant {}: {}", v.name, e.message()))?;
+    let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
+    expand(&grid)?
+        .into_iter()
+        .map(|v| {
+            let mut table: toml::Table = toml::from_str(&text)?;
+            for o in set {
+                apply_override(&mut table, o)?;
+            }
+            table.remove("grid");
+            for (key, value) in &v.overrides {
+                apply_override(&mut table, &format!("{key}={value}"))
+                    .with_context(|| format!("{}: grid.{key}", path.display()))?;
+            }
+            let dir = manifest.output.join("variants").join(slug(&v.name));
+            table.insert(
+                "output".into(),
+                toml::Value::String(dir.to_string_lossy().to_string()),
+            );
+            table.insert(
+                "name".into(),
+                toml::Value::String(format!("{} [{}]", manifest.name, v.name)),
+            );
+            let variant = Manifest::deserialize(toml::Value::Table(table)).map_err(|e| {
+                anyhow::anyhow!(
+                    "{}: grid variant {}: {}",
+                    path.display(),
+                    v.name,
+                    e.message().trim()
+                )
+            })?;
+            variant
+                .check()
+                .map_err(|e| anyhow::anyhow!("{}: grid variant {}: {e}", path.display(), v.name))?;
+            Ok((v, variant))
+        })
+        .collect()
+}
+
+/// Runs every variant of a manifest's grid and writes the ablation tables; returns ablation.md.
+/// `opts` apply to every variant (`--force` redoes the stage in each; `--resume` continues each
+/// interrupted training).
+pub fn run_grid(
+    path: &Path,
+    manifest: Manifest,
+    set: &[String],
+    opts: &RunOptions,
+) -> Result<PathBuf> {
+    let variants = variant_manifests(path, &manifest, set)?;
+    let mut rows: Vec<(String, MetricsFile)> = Vec::new();
+    for (i, (v, variant)) in variants.iter().enumerate() {
+        let dir = variant.output.clone();
         let metrics_path = dir.join("metrics.json");
-        if finished_with_same_settings(&dir, &variant)? {
+        if opts.force.is_empty() && finished_with_same_settings(&dir, variant)? {
             tracing::info!(
                 "[{}/{}] {}: done before, skipped",
                 i + 1,
@@ -116,12 +150,11 @@ pub fn run_grid(path: &Path, manifest: Manifest, set: &[String], _resume: bool) 
             tracing::info!("[{}/{}] {}", i + 1, variants.len(), v.name);
             // A stale result must not pass for this run's if the run stops half way.
             let _ = std::fs::remove_file(&metrics_path);
-            pipeline::run(variant, &RunOptions::default())?;
+            pipeline::run(variant.clone(), opts)?;
         }
-        let metrics: serde_json::Value = serde_json::from_slice(&std::fs::read(&metrics_path)?)?;
-        rows.push((v.name.clone(), metrics));
+        rows.push((v.name.clone(), MetricsFile::read(&metrics_path)?));
     }
-    write_tables(&out, &rows)
+    write_tables(&manifest.output, &rows)
 }
 
 /// Whether a variant's folder holds a finished run (its `metrics.json`) of exactly these settings
@@ -137,88 +170,86 @@ fn finished_with_same_settings(dir: &Path, variant: &Manifest) -> Result<bool> {
     Ok(before == toml::to_string_pretty(variant)?)
 }
 
-/// ablation.json / .csv / .md from each variant's metrics.json.
-fn write_tables(out: &Path, rows: &[(String, serde_json::Value)]) -> Result<PathBuf> {
-    let metrics = ["recall_10", "mrr_10", "ndcg_cut_3", "recall_100"];
-    let num = |m: &serde_json::Value, sys: &str, k: &str| m["systems"][sys][k].as_f64();
-    let ci = |m: &serde_json::Value, sys: &str, k: &str| {
-        let c = &m["ci95"][sys][k];
-        (c[0].as_f64(), c[1].as_f64())
-    };
-    let mut json = BTreeMap::new();
-    let mut groups = Vec::new();
-    let mut csv = String::from(
-        "variant,system,recall_10,recall_10_lo,recall_10_hi,mrr_10,mrr_10_lo,mrr_10_hi,ndcg_cut_3,recall_100,p_vs_gte_recall_10\n",
-    );
-    let mut md = String::from(
-        "| variant | system | R@10 [95% CI] | MRR@10 [95% CI] | NDCG@3 | R@100 | p vs GTE (R@10) |\n|---|---|---|---|---|---|---|\n",
-    );
+/// ablation.json / .csv / .md and the plot from each variant's metrics: every metric of the runs,
+/// the headline metric's paired comparison with generate-then-encode; baselines listed once.
+fn write_tables(out: &Path, rows: &[(String, MetricsFile)]) -> Result<PathBuf> {
+    let metrics: Vec<String> = rows
+        .first()
+        .map(|(_, m)| m.metrics.clone())
+        .unwrap_or_default();
+    let head = metrics.first().cloned().unwrap_or_default();
     let fmt = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.3}"));
+    let mut csv = String::from("variant,system");
+    let mut md = String::from("| variant | system |");
+    for m in &metrics {
+        let _ = write!(csv, ",{m},{m}_lo,{m}_hi");
+        let _ = write!(md, " {} [95% CI] |", metric_label(m));
+    }
+    let _ = writeln!(csv, ",diff_vs_gte_{head},p_vs_gte_{head}");
+    let _ = writeln!(md, " {} - GTE, p |", metric_label(&head));
+    md.push_str(&"|---".repeat(metrics.len() + 3));
+    md.push_str("|\n");
+    let mut groups = Vec::new();
+    let mut json = BTreeMap::new();
     for (idx, (name, m)) in rows.iter().enumerate() {
         json.insert(name.clone(), m.clone());
-        let mut systems: Vec<String> = m["systems"]
-            .as_object()
-            .map(|o| o.keys().cloned().collect())
-            .unwrap_or_default();
-        systems.sort_by(|a, b| {
-            crate::pipeline::report::order(a).cmp(&crate::pipeline::report::order(b))
-        });
-        for sys in systems {
+        for sys in m.ordered_systems() {
+            let s = &m.systems[sys];
+            let native = s.kind == SystemKind::Native;
             // Baselines are the same in every variant: list them once.
-            if !sys.starts_with("native") && idx > 0 {
+            if !native && idx > 0 {
                 continue;
             }
-            let label = if sys.starts_with("native") {
-                name.as_str()
-            } else {
-                "(baseline)"
+            let label = if native { name.clone() } else { sys.clone() };
+            let value = |metric: &str| {
+                let mean = s.mean.get(metric).copied();
+                let ci = s.ci95.get(metric).copied();
+                (mean, ci)
             };
-            let (rl, rh) = ci(m, &sys, "recall_10");
-            let (ml, mh) = ci(m, &sys, "mrr_10");
-            let p = m["p_vs_generate_then_encode"][&sys]["recall_10"].as_f64();
-            if let (Some(r), Some(mr), (Some(rl), Some(rh)), (Some(ml), Some(mh))) = (
-                num(m, &sys, "recall_10"),
-                num(m, &sys, "mrr_10"),
-                (rl, rh),
-                (ml, mh),
-            ) {
-                let label = if sys.starts_with("native") {
-                    name.clone()
-                } else {
-                    sys.clone()
-                };
-                groups.push(crate::plot::BarGroup {
-                    label,
-                    recall_10: (r, rl, rh),
-                    mrr_10: (mr, ml, mh),
-                });
+            let _ = write!(csv, "\"{label}\",{sys}");
+            let _ = write!(md, "| {label} | {sys} |");
+            let mut bars = Vec::new();
+            for metric in &metrics {
+                let (mean, ci) = value(metric);
+                let _ = write!(
+                    csv,
+                    ",{},{},{}",
+                    fmt(mean),
+                    fmt(ci.map(|c| c.0)),
+                    fmt(ci.map(|c| c.1))
+                );
+                let _ = write!(
+                    md,
+                    " {} [{}, {}] |",
+                    fmt(mean),
+                    fmt(ci.map(|c| c.0)),
+                    fmt(ci.map(|c| c.1))
+                );
+                if let (Some(v), Some((lo, hi))) = (mean, ci) {
+                    bars.push((v, lo, hi));
+                }
             }
+            let vs = s.vs_generate_then_encode.get(&head).filter(|_| sys != GTE);
             let _ = writeln!(
                 csv,
-                "\"{label}\",{sys},{},{},{},{},{},{},{},{},{}",
-                fmt(num(m, &sys, metrics[0])),
-                fmt(rl),
-                fmt(rh),
-                fmt(num(m, &sys, metrics[1])),
-                fmt(ml),
-                fmt(mh),
-                fmt(num(m, &sys, metrics[2])),
-                fmt(num(m, &sys, metrics[3])),
-                fmt(p)
+                ",{},{}",
+                fmt(vs.map(|c| c.mean_diff)),
+                fmt(vs.map(|c| c.p_value))
             );
             let _ = writeln!(
                 md,
-                "| {label} | {sys} | {} [{}, {}] | {} [{}, {}] | {} | {} | {} |",
-                fmt(num(m, &sys, metrics[0])),
-                fmt(rl),
-                fmt(rh),
-                fmt(num(m, &sys, metrics[1])),
-                fmt(ml),
-                fmt(mh),
-                fmt(num(m, &sys, metrics[2])),
-                fmt(num(m, &sys, metrics[3])),
-                fmt(p)
+                " {} |",
+                vs.map_or("-".into(), |c| format!(
+                    "{:+.3}, p {:.3}",
+                    c.mean_diff, c.p_value
+                ))
             );
+            if bars.len() >= 2 {
+                groups.push(crate::plot::BarGroup {
+                    label,
+                    values: bars[..2].to_vec(),
+                });
+            }
         }
     }
     write_atomic(
@@ -226,8 +257,10 @@ fn write_tables(out: &Path, rows: &[(String, serde_json::Value)]) -> Result<Path
         serde_json::to_string_pretty(&json)?.as_bytes(),
     )?;
     write_atomic(&out.join("ablation.csv"), csv.as_bytes())?;
+    let series: Vec<String> = metrics.iter().take(2).map(|m| metric_label(m)).collect();
     crate::plot::write_plot(
         &groups,
+        &series,
         "native heads vs baselines (test split)",
         &out.join("ablation"),
     )?;

@@ -1,15 +1,24 @@
-//! The experiment framework behind the `nr` command line, as a library: manifests, the pipeline
-//! (conversation -> prompt -> hidden states -> head -> vector -> search -> metrics), the head
-//! trainer, the agent, and the subcommands themselves.
+//! The experiment framework behind the `nr` command line, as a library. The data flow has one
+//! module per step:
+//!
+//! conversation -> prompt -> hidden states -> head -> vector ([`native`]: the query encoder, with
+//! [`train`] fitting its parts) -> search -> metrics ([`retrieval`]), run end to end from a
+//! manifest ([`manifest`]) by [`pipeline`], live in a conversation by [`agent`].
 //!
 //! The `nr` binary is a thin clap front end over [`commands`]; benchmarks and other programs reuse
 //! the pieces directly (see `benches/`).
 
 pub mod agent;
+pub mod atomic_file;
 pub mod commands;
 pub mod device;
 pub mod grid;
+pub mod latency;
 pub mod manifest;
+pub mod native;
 pub mod pipeline;
 pub mod plot;
+pub mod progress;
+pub mod retrieval;
 pub mod train;
+pub mod vectors;

@@ -1,5 +1,5 @@
-//! The ablation plot: one bar group per configuration, Recall@10 and MRR@10 with their 95% CIs,
-//! drawn as SVG (plotters) and rasterised to PNG (resvg).
+//! The ablation plot: one bar group per configuration, a bar per metric with its 95% CI, drawn as
+//! SVG (plotters) and rasterised to PNG (resvg).
 
 use std::path::Path;
 
@@ -7,17 +7,19 @@ use anyhow::{Context, Result};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-/// One configuration's scores: (metric value, CI low, CI high) for Recall@10 and MRR@10.
+/// One configuration's scores: (metric value, CI low, CI high) per metric of the plot.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BarGroup {
     pub label: String,
-    pub recall_10: (f64, f64, f64),
-    pub mrr_10: (f64, f64, f64),
+    pub values: Vec<(f64, f64, f64)>,
 }
 
-const SERIES: [(&str, RGBColor); 2] = [
-    ("Recall@10", RGBColor(66, 133, 244)),
-    ("MRR@10", RGBColor(244, 160, 0)),
+/// Bar colours, one per metric (cycled beyond four).
+const COLORS: [RGBColor; 4] = [
+    RGBColor(66, 133, 244),
+    RGBColor(244, 160, 0),
+    RGBColor(15, 157, 88),
+    RGBColor(219, 68, 55),
 ];
 
 /// Characters per line of a group label.
@@ -49,8 +51,8 @@ fn wrap_label(label: &str, max: usize) -> Vec<String> {
     lines
 }
 
-/// Draws the groups as an SVG document.
-pub fn svg(groups: &[BarGroup], title: &str) -> Result<String> {
+/// Draws the groups as an SVG document; `series` names the metrics of each group's values.
+pub fn svg(groups: &[BarGroup], series: &[String], title: &str) -> Result<String> {
     let mut out = String::new();
     {
         let labels: Vec<Vec<String>> = groups
@@ -80,18 +82,24 @@ pub fn svg(groups: &[BarGroup], title: &str) -> Result<String> {
             .x_labels(0)
             .y_desc("score")
             .draw()?;
-        for (s, (name, color)) in SERIES.iter().enumerate() {
+        // Each group spans 0.76 of its unit width, split evenly between the metrics.
+        let step = 0.76 / series.len().max(1) as f64;
+        for (s, name) in series.iter().enumerate() {
+            let color = COLORS[s % COLORS.len()];
+            let value = |g: &BarGroup| g.values.get(s).copied().unwrap_or((0.0, 0.0, 0.0));
             let bars = groups.iter().enumerate().map(|(i, g)| {
-                let v = if s == 0 { g.recall_10.0 } else { g.mrr_10.0 };
-                let x0 = i as f64 + 0.12 + 0.38 * s as f64;
-                Rectangle::new([(x0, 0.0), (x0 + 0.36, v)], color.filled())
+                let x0 = i as f64 + 0.12 + step * s as f64;
+                Rectangle::new([(x0, 0.0), (x0 + step - 0.02, value(g).0)], color.filled())
             });
-            chart.draw_series(bars)?.label(*name).legend(move |(x, y)| {
-                Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled())
-            });
+            chart
+                .draw_series(bars)?
+                .label(name.as_str())
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled())
+                });
             let whiskers = groups.iter().enumerate().map(|(i, g)| {
-                let (v, lo, hi) = if s == 0 { g.recall_10 } else { g.mrr_10 };
-                let x = i as f64 + 0.30 + 0.38 * s as f64;
+                let (v, lo, hi) = value(g);
+                let x = i as f64 + 0.12 + step * s as f64 + (step - 0.02) / 2.0;
                 ErrorBar::new_vertical(x, lo, v, hi, BLACK.stroke_width(1), 6)
             });
             chart.draw_series(whiskers)?;
@@ -159,9 +167,9 @@ fn render_options() -> resvg::usvg::Options<'static> {
 }
 
 /// Writes `<stem>.svg` and `<stem>.png`.
-pub fn write_plot(groups: &[BarGroup], title: &str, stem: &Path) -> Result<()> {
-    let svg_text = svg(groups, title)?;
-    crate::pipeline::cached::write_atomic(&stem.with_extension("svg"), svg_text.as_bytes())?;
+pub fn write_plot(groups: &[BarGroup], series: &[String], title: &str, stem: &Path) -> Result<()> {
+    let svg_text = svg(groups, series, title)?;
+    crate::atomic_file::write_atomic(&stem.with_extension("svg"), svg_text.as_bytes())?;
     let options = render_options();
     let tree =
         resvg::usvg::Tree::from_str(&svg_text, &options).context("parsing the plot's SVG")?;
@@ -174,7 +182,7 @@ pub fn write_plot(groups: &[BarGroup], title: &str, stem: &Path) -> Result<()> {
         &mut pixmap.as_mut(),
     );
     let png = pixmap.encode_png().context("encoding the plot as PNG")?;
-    crate::pipeline::cached::write_atomic(&stem.with_extension("png"), &png)?;
+    crate::atomic_file::write_atomic(&stem.with_extension("png"), &png)?;
     Ok(())
 }
 
@@ -187,24 +195,23 @@ mod tests {
         let groups = vec![
             BarGroup {
                 label: "align".into(),
-                recall_10: (0.6, 0.55, 0.65),
-                mrr_10: (0.4, 0.35, 0.45),
+                values: vec![(0.6, 0.55, 0.65), (0.4, 0.35, 0.45)],
             },
             BarGroup {
                 label: "align+rank".into(),
-                recall_10: (0.7, 0.66, 0.74),
-                mrr_10: (0.5, 0.45, 0.55),
+                values: vec![(0.7, 0.66, 0.74), (0.5, 0.45, 0.55)],
             },
         ];
-        let svg_text = svg(&groups, "ablation").unwrap();
+        let series = vec!["R@10".to_string(), "MRR@10".to_string()];
+        let svg_text = svg(&groups, &series, "ablation").unwrap();
         assert!(
             svg_text.contains("align+rank")
-                && svg_text.contains("Recall@10")
+                && svg_text.contains("R@10")
                 && svg_text.contains("MRR@10")
         );
         let dir = tempfile::tempdir().unwrap();
         let stem = dir.path().join("ablation");
-        write_plot(&groups, "ablation", &stem).unwrap();
+        write_plot(&groups, &series, "ablation", &stem).unwrap();
         let png = std::fs::read(stem.with_extension("png")).unwrap();
         assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
         // IHDR width and height.

@@ -113,12 +113,6 @@ impl Head {
     pub fn save(&self, stem: &Path, meta: &HeadMeta) -> Result<(), HeadError> {
         let (weights, json) = (weights_path(stem), sidecar_path(stem));
         meta.check_config(self.config(), &json)?;
-        let mut store = SafetensorsStore::from_bytes(None);
-        self.save_into(&mut store)
-            .map_err(|e| HeadError::malformed(&weights, e.to_string()))?;
-        let bytes = store
-            .get_bytes()
-            .map_err(|e| HeadError::malformed(&weights, e.to_string()))?;
         let sidecar = HeadSidecar {
             format: SIDECAR_FORMAT.into(),
             version: SIDECAR_VERSION,
@@ -128,8 +122,20 @@ impl Head {
         };
         let text = serde_json::to_string_pretty(&sidecar)
             .map_err(|e| HeadError::malformed(&json, e.to_string()))?;
-        write_atomic(&weights, &bytes)?;
+        self.save_weights(&weights)?;
         write_atomic(&json, text.as_bytes())
+    }
+
+    /// Writes only the weights to `path` (safetensors, atomically), for a caller that keeps the
+    /// config in a sidecar of its own; [`Head::load_weights`] reads them back.
+    pub fn save_weights(&self, path: &Path) -> Result<(), HeadError> {
+        let mut store = SafetensorsStore::from_bytes(None);
+        self.save_into(&mut store)
+            .map_err(|e| HeadError::malformed(path, e.to_string()))?;
+        let bytes = store
+            .get_bytes()
+            .map_err(|e| HeadError::malformed(path, e.to_string()))?;
+        write_atomic(path, &bytes)
     }
 
     /// Loads the head saved at `stem` onto `device`, refusing one made for another setup than
@@ -140,19 +146,25 @@ impl Head {
         sidecar
             .meta()
             .check_matches(expected, &sidecar_path(stem))?;
-        Self::load_weights(stem, &sidecar.config, device)
+        Self::load_weights(&weights_path(stem), &sidecar.config, device)
     }
 
     /// Loads the head saved at `stem` whatever it was made for (inspection, export); the sidecar's
     /// own consistency is still checked.
     pub fn load_any(stem: &Path, device: &Device) -> Result<(Head, HeadSidecar), HeadError> {
         let sidecar = HeadSidecar::read(stem)?;
-        let head = Self::load_weights(stem, &sidecar.config, device)?;
+        let head = Self::load_weights(&weights_path(stem), &sidecar.config, device)?;
         Ok((head, sidecar))
     }
 
-    fn load_weights(stem: &Path, config: &HeadConfig, device: &Device) -> Result<Head, HeadError> {
-        let path = weights_path(stem);
+    /// Loads weights written by [`Head::save_weights`] into a head built from `config`, refusing
+    /// missing, extra or misshapen tensors.
+    pub fn load_weights(
+        path: &Path,
+        config: &HeadConfig,
+        device: &Device,
+    ) -> Result<Head, HeadError> {
+        let path = path.to_path_buf();
         let bytes = std::fs::read(&path).map_err(|e| HeadError::io(&path, e))?;
         let mut head = config.init(device)?;
         let mut store = SafetensorsStore::from_bytes(Some(bytes))

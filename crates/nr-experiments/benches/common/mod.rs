@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use nr_experiments::pipeline::cached::write_atomic;
+use nr_experiments::atomic_file::write_atomic;
 use rand::Rng;
 use rand::rngs::StdRng;
 use serde::Serialize;

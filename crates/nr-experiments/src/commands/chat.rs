@@ -10,7 +10,8 @@ use crate::agent::{Agent, AgentOptions, QueryMode, TurnResult};
 
 #[derive(clap::Args)]
 pub struct ChatArgs {
-    /// The trained head: `runs/NAME/head` (its run folder names the models and settings).
+    /// The native encoder: the folder `nr run` writes as OUTPUT/head, or a copy of it anywhere (it
+    /// names the models and settings it was trained with).
     #[arg(long)]
     head: PathBuf,
     /// Passage collection to search (JSONL file or folder); indexed once by the teacher and cached.
@@ -36,9 +37,9 @@ pub struct ChatArgs {
     answer_passages: usize,
     #[arg(long, default_value_t = 96)]
     max_answer_tokens: usize,
-    /// Cache folder for the corpus index (default: the run's cache).
-    #[arg(long)]
-    cache: Option<PathBuf>,
+    /// Cache folder for the corpus index.
+    #[arg(long, default_value = "runs/cache")]
+    cache: PathBuf,
     /// The LLM, when it has moved since training (must be the same model).
     #[arg(long)]
     llm: Option<PathBuf>,

@@ -24,15 +24,15 @@ pub struct RunArgs {
 
 pub fn run(args: RunArgs) -> Result<()> {
     let manifest = Manifest::load(&args.manifest, &args.set)?;
-    if manifest.grid.is_some() {
-        let report = crate::grid::run_grid(&args.manifest, manifest, &args.set, args.resume)?;
-        println!("report: {}", report.display());
-        return Ok(());
-    }
     let opts = RunOptions {
         force: args.force.into_iter().collect(),
         resume: args.resume,
     };
+    if manifest.grid.is_some() {
+        let report = crate::grid::run_grid(&args.manifest, manifest, &args.set, &opts)?;
+        println!("report: {}", report.display());
+        return Ok(());
+    }
     let report = pipeline::run(manifest, &opts)?;
     println!("report: {}", report.display());
     Ok(())

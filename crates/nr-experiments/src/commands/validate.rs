@@ -57,22 +57,17 @@ pub fn check(manifest: &Manifest) -> Vec<String> {
             }
         }
     }
-    for term in &manifest.losses.use_terms {
-        if !["align", "contrastive", "rank"].contains(&term.as_str()) {
-            p.push(format!(
-                "losses.use_terms: unknown loss '{term}' (align, contrastive, rank)"
-            ));
-        }
-    }
-    if let Err(e) = crate::train::head_config(manifest, 1, 1) {
-        p.push(format!("head: {e:#}"));
-    }
     p
 }
 
 pub fn run(args: ValidateArgs) -> Result<()> {
     let manifest = Manifest::load(&args.manifest, &args.set)?;
-    let problems = check(&manifest);
+    let mut problems = check(&manifest);
+    if manifest.grid.is_some()
+        && let Err(e) = crate::grid::variant_manifests(&args.manifest, &manifest, &args.set)
+    {
+        problems.push(format!("{e:#}"));
+    }
     if !problems.is_empty() {
         for problem in &problems {
             eprintln!("{}: {problem}", args.manifest.display());

@@ -6,9 +6,14 @@ mod overrides;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use nr_head::{HeadConfig, HeadKind, MapperPooling};
+pub use nr_losses::AlignmentKind;
 use serde::{Deserialize, Serialize};
 
 pub use overrides::apply_override;
+
+use crate::native::FeatureSpec;
+pub use crate::native::{HiddenSource, Pooling, StandardizeScope};
 
 /// A whole experiment.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -29,7 +34,7 @@ pub struct Manifest {
     pub teacher: TeacherSpec,
     /// Head settings (`kind` = linear | mlp | mapper plus its options); input and output widths come
     /// from the backbone and the teacher.
-    pub head: toml::Table,
+    pub head: HeadSpec,
     #[serde(default)]
     pub losses: LossSpec,
     #[serde(default)]
@@ -84,16 +89,6 @@ pub struct DataSpec {
     pub max_passages: Option<usize>,
 }
 
-/// Where the head reads the LLM.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HiddenSource {
-    /// The conversation prompt (history + question + generation prompt): no query is generated.
-    Context,
-    /// The tokens of a standalone query the LLM generates first (the paper's mode).
-    QueryTokens,
-}
-
 /// Which query the head reads on training turns with the `query_tokens` source (dev and test turns
 /// always read the LLM's own generated query, as the agent would).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,21 +98,6 @@ pub enum QueryTokensTrain {
     HumanRewrite,
     /// The LLM's generated query (a generation per turn; what the head sees at test time).
     Generated,
-}
-
-/// How a source's token vectors become the head's input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Pooling {
-    /// The last token.
-    Last,
-    /// Mean of the last `pool_k` tokens (all tokens for `query_tokens`).
-    MeanLast,
-    /// Every token, for the mapper head.
-    Tokens,
-    /// `context` only: mean of the current question's tokens and the generation prompt after them,
-    /// as the LLM read them in the conversation (the history shapes them, no query is generated).
-    Question,
 }
 
 /// The frozen LLM and how its hidden states are read.
@@ -161,12 +141,18 @@ impl BackboneSpec {
         self.layers.iter().map(|l| l.resolve(num_layers)).collect()
     }
 
-    /// The source's name as heads record it.
-    pub fn source_name(&self) -> &'static str {
-        match self.source {
-            HiddenSource::Context => "context",
-            HiddenSource::QueryTokens => "query_tokens",
-        }
+    /// What a native encoder reads of a model of `num_layers` layers with these settings.
+    pub fn feature_spec(&self, num_layers: usize) -> Result<FeatureSpec> {
+        Ok(FeatureSpec {
+            source: self.source,
+            layers: self.resolve_layers(num_layers)?,
+            pool: self.pool,
+            pool_k: self.pool_k,
+            system_prompt: self.system_prompt.clone(),
+            max_prompt_tokens: self.max_prompt_tokens,
+            rewrite_instruction: self.rewrite_instruction.clone(),
+            max_new_tokens: self.max_new_tokens,
+        })
     }
 }
 
@@ -239,17 +225,153 @@ fn default_teacher_batch() -> usize {
     32
 }
 
+/// The head of a manifest: `nr_head::HeadConfig` without the widths, which come from the models.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HeadSpec {
+    /// `linear`, `mlp` or `mapper`.
+    pub kind: HeadKind,
+    /// MLP hidden width, or the mapper's feed-forward width. Unused by `linear`.
+    pub hidden: usize,
+    /// Dropout probability of the MLP and inside the mapper. Unused by `linear`.
+    pub dropout: f64,
+    /// LayerNorm on the head's input.
+    pub input_layernorm: bool,
+    /// Transformer blocks of the mapper.
+    pub mapper_layers: usize,
+    /// Attention heads of the mapper; must divide the mapper width.
+    pub mapper_heads: usize,
+    /// Model width of the mapper (the teacher's dimension when absent).
+    pub mapper_width: Option<usize>,
+    pub mapper_pooling: MapperPooling,
+}
+
+impl Default for HeadSpec {
+    fn default() -> Self {
+        let c = HeadConfig::new(HeadKind::Linear, 1, 1);
+        Self {
+            kind: c.kind,
+            hidden: c.hidden,
+            dropout: c.dropout,
+            input_layernorm: c.input_layernorm,
+            mapper_layers: c.mapper_layers,
+            mapper_heads: c.mapper_heads,
+            mapper_width: c.mapper_width,
+            mapper_pooling: c.mapper_pooling,
+        }
+    }
+}
+
+impl HeadSpec {
+    /// The head config for a backbone of width `input_dim` read at `layers` layers and a teacher of
+    /// width `output_dim`, validated.
+    pub fn config(&self, input_dim: usize, output_dim: usize, layers: usize) -> Result<HeadConfig> {
+        let config = HeadConfig {
+            kind: self.kind,
+            input_dim,
+            output_dim,
+            layers,
+            hidden: self.hidden,
+            dropout: self.dropout,
+            input_layernorm: self.input_layernorm,
+            mapper_layers: self.mapper_layers,
+            mapper_heads: self.mapper_heads,
+            mapper_width: self.mapper_width,
+            mapper_pooling: self.mapper_pooling,
+        };
+        config.validate().map_err(|e| {
+            anyhow::anyhow!("head.{}", e.to_string().trim_start_matches("head config: "))
+        })?;
+        Ok(config)
+    }
+
+    /// The checks that do not need the models' widths (the mapper's width is checked against the
+    /// teacher once it is loaded).
+    pub fn check(&self) -> std::result::Result<(), String> {
+        let width = self.mapper_width.unwrap_or(self.mapper_heads.max(1));
+        self.config(1, width.max(1), 1)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// A loss term of `losses.use_terms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LossTerm {
+    /// Cosine (or MSE) to the teacher's embedding of the target text.
+    Align,
+    /// InfoNCE: the gold passage above hard and in-batch negatives.
+    Contrastive,
+    /// KL to the teacher's ranking of its top-K candidates.
+    Rank,
+}
+
+/// A trec_eval metric name that nr-eval computes (`recall_10`, `mrr_10`, `ndcg_cut_3`, ...).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct MetricName(String);
+
+impl TryFrom<String> for MetricName {
+    type Error = String;
+
+    fn try_from(name: String) -> std::result::Result<Self, String> {
+        nr_eval::Metric::parse(&name).map_err(|_| {
+            format!("unknown metric `{name}` (recall_K, P_K, ndcg_cut_K, mrr_K, recip_rank, map)")
+        })?;
+        Ok(MetricName(name))
+    }
+}
+
+impl From<MetricName> for String {
+    fn from(m: MetricName) -> String {
+        m.0
+    }
+}
+
+impl MetricName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// A short label for tables: `R@10`, `MRR@10`, `NDCG@3`, `P@5`, else the name itself.
+    pub fn label(&self) -> String {
+        metric_label(&self.0)
+    }
+}
+
+/// A short label of a trec_eval metric name for tables.
+pub fn metric_label(name: &str) -> String {
+    for (prefix, short) in [
+        ("recall_", "R@"),
+        ("mrr_", "MRR@"),
+        ("ndcg_cut_", "NDCG@"),
+        ("P_", "P@"),
+    ] {
+        if let Some(k) = name.strip_prefix(prefix) {
+            return format!("{short}{k}");
+        }
+    }
+    name.to_string()
+}
+
+impl std::fmt::Display for MetricName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Which losses, with which weights and temperatures.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LossSpec {
     /// Loss terms to use: any of "align", "contrastive", "rank".
-    pub use_terms: Vec<String>,
+    pub use_terms: Vec<LossTerm>,
     pub align_weight: f32,
     pub contrastive_weight: f32,
     pub rank_weight: f32,
     /// "cosine" (1 - cos) or "mse".
-    pub align_kind: String,
+    pub align_kind: AlignmentKind,
     /// InfoNCE temperature.
     pub temperature: f32,
     /// Teacher candidates per turn: hard negatives and rank-distillation targets.
@@ -265,11 +387,11 @@ pub struct LossSpec {
 impl Default for LossSpec {
     fn default() -> Self {
         Self {
-            use_terms: vec!["align".into(), "contrastive".into(), "rank".into()],
+            use_terms: vec![LossTerm::Align, LossTerm::Contrastive, LossTerm::Rank],
             align_weight: 1.0,
             contrastive_weight: 1.0,
             rank_weight: 1.0,
-            align_kind: "cosine".into(),
+            align_kind: AlignmentKind::Cosine,
             temperature: 0.05,
             top_k: 32,
             false_negative_margin: None,
@@ -390,17 +512,6 @@ impl LexiconSpec {
     }
 }
 
-/// Which statistics standardise a head's inputs when it reads several layers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StandardizeScope {
-    /// One mean and deviation per dimension, of the layers' mean, applied to every layer.
-    #[default]
-    LayerMean,
-    /// One mean and deviation per layer and dimension.
-    PerLayer,
-}
-
 /// How a head's weights are initialised before gradient training.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -431,8 +542,8 @@ impl Default for TrainingSpec {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EvaluationSpec {
-    /// trec_eval metric names (see `nr eval`).
-    pub metrics: Vec<String>,
+    /// trec_eval metric names (see `nr eval`); the first is the headline metric of reports.
+    pub metrics: Vec<MetricName>,
     /// Depth of the retrieved lists (run files).
     pub depth: usize,
     /// Bootstrap resamples for confidence intervals.
@@ -448,7 +559,7 @@ impl Default for EvaluationSpec {
     fn default() -> Self {
         Self {
             metrics: ["recall_10", "mrr_10", "ndcg_cut_3", "recall_100"]
-                .map(String::from)
+                .map(|m| MetricName::try_from(m.to_string()).expect("a known metric"))
                 .to_vec(),
             depth: 100,
             bootstrap: 1000,
@@ -477,10 +588,22 @@ impl Manifest {
             })?
         };
         manifest
-            .lexicon
             .check()
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         Ok(manifest)
+    }
+
+    /// The checks of values that parse but make no sense, each naming its key.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        self.head.check()?;
+        self.lexicon.check()?;
+        if self.losses.use_terms.is_empty() {
+            return Err("losses.use_terms: needs at least one loss term".into());
+        }
+        if self.evaluation.metrics.is_empty() {
+            return Err("evaluation.metrics: needs at least one metric".into());
+        }
+        Ok(())
     }
 }
 

@@ -1,12 +1,11 @@
 //! Stage outputs kept in the content-addressed tensor cache of nr-data, so a re-run or an
 //! ablation recomputes only what its settings change.
 
-use std::path::Path;
-
 use anyhow::{Context, Result};
 use nr_data::{CacheKey, CachedTensor, StorageDtype, TensorCache, TensorSet};
 
-use crate::train::examples::{HeadInputs, Vectors};
+use crate::native::HeadInputs;
+use crate::vectors::Vectors;
 
 /// Cached `[n, dim]` vectors for `ids`; `build` runs on a miss (or when `force`).
 pub fn vectors(
@@ -86,20 +85,6 @@ fn set_to_inputs(set: &TensorSet) -> Result<HeadInputs> {
         offsets: offsets.data.iter().map(|&o| o as usize).collect(),
         data: data.data.clone(),
     })
-}
-
-/// Writes `bytes` to `path` atomically: a temporary file in the same folder, then a rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
-    }
-    let tmp = path.with_extension(format!(
-        "{}.tmp",
-        path.extension().and_then(|e| e.to_str()).unwrap_or("")
-    ));
-    std::fs::write(&tmp, bytes).with_context(|| tmp.display().to_string())?;
-    std::fs::rename(&tmp, path).with_context(|| path.display().to_string())?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -6,69 +6,38 @@ use std::time::Instant;
 
 use anyhow::Result;
 use nr_backbone::llama::GenerateOptions;
-use nr_data::{Qrels, Run, ScoredDoc};
+use nr_data::{Qrels, Run};
+use nr_eval::{PairedComparison, SignificanceSettings};
 use serde::Serialize;
 
-use super::llm_features::first_line;
 use super::teacher_side::context_question_text;
 use super::{Experiment, RunOptions};
-use crate::train::examples::Vectors;
+use crate::latency::{LATENCY_SAMPLE, Latency, median, ms_since};
+use crate::native::first_line;
+use crate::retrieval;
+use crate::vectors::Vectors;
 
 /// The baseline system every other is compared with.
 pub const GTE: &str = "generate_then_encode";
 
-/// Median milliseconds per query of each part of making the query vector.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Latency {
-    pub prefill_ms: f64,
-    pub generation_ms: f64,
-    pub teacher_ms: f64,
-    pub head_ms: f64,
-}
-
-impl Latency {
-    pub fn total(&self) -> f64 {
-        self.prefill_ms + self.generation_ms + self.teacher_ms + self.head_ms
-    }
-}
-
-/// Query vectors of some systems for the test turns, and their latencies.
+/// Query vectors of some systems for the test turns, their latencies, and how many query vectors
+/// each latency is the median of.
 #[derive(Default)]
 pub struct SystemVectors {
     pub vectors: BTreeMap<String, Vectors>,
     pub latency: BTreeMap<String, Latency>,
-}
-
-/// Turns timed for latency (batch 1, one after another).
-pub const LATENCY_SAMPLE: usize = 8;
-
-/// The median of `xs` (0 when empty).
-pub fn median(xs: &mut [f64]) -> f64 {
-    if xs.is_empty() {
-        return 0.0;
-    }
-    xs.sort_by(f64::total_cmp);
-    let n = xs.len();
-    if n % 2 == 1 {
-        xs[n / 2]
-    } else {
-        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
-    }
+    pub latency_samples: BTreeMap<String, usize>,
 }
 
 fn time_ms<T>(f: impl FnOnce() -> Result<T>) -> Result<(T, f64)> {
     let start = Instant::now();
     let out = f()?;
-    Ok((out, start.elapsed().as_secs_f64() * 1e3))
+    Ok((out, ms_since(start)))
 }
 
 /// Teacher on the raw question, on context + question, on the human rewrite (oracle), and
 /// generate-then-encode, for the test turns.
-pub fn baseline_systems(
-    ctx: &Experiment,
-    _passages: &Vectors,
-    opts: &RunOptions,
-) -> Result<SystemVectors> {
+pub fn baseline_systems(ctx: &Experiment, opts: &RunOptions) -> Result<SystemVectors> {
     let test = &ctx.data.test;
     let ids = test.ids();
     let texts = |f: &dyn Fn(&nr_data::QreccTurn) -> String| {
@@ -143,47 +112,10 @@ pub fn baseline_systems(
             ..Default::default()
         },
     );
-    Ok(out)
-}
-
-/// The `k` best passages of each query by inner product: (passage index, score), best first.
-pub fn top_k(queries: &Vectors, passages: &Vectors, k: usize) -> Result<Vec<Vec<(usize, f32)>>> {
-    anyhow::ensure!(
-        queries.dim == passages.dim,
-        "query vectors have {} dimensions but the passage index has {}",
-        queries.dim,
-        passages.dim
-    );
-    Ok(nr_eval::search::exact_search(
-        &queries.data,
-        &passages.data,
-        passages.dim,
-        k,
-    )?)
-}
-
-/// Mean MRR@10 of query vectors against `qrels`: the model-selection figure of every dev choice.
-pub fn mrr10(queries: &Vectors, passages: &Vectors, qrels: &Qrels) -> Result<f64> {
-    let hits = top_k(queries, passages, 10)?;
-    let run = to_run(queries, passages, &hits)?;
-    let scored = nr_eval::evaluate(qrels, &run, &["mrr_10".to_string()])?;
-    Ok(scored.mean["mrr_10"])
-}
-
-/// A TREC run from search results.
-pub fn to_run(queries: &Vectors, passages: &Vectors, hits: &[Vec<(usize, f32)>]) -> Result<Run> {
-    let mut run = Run::new();
-    for (qid, list) in queries.ids.iter().zip(hits) {
-        let docs = list
-            .iter()
-            .map(|&(i, s)| ScoredDoc {
-                doc_id: passages.ids[i].clone(),
-                score: s as f64,
-            })
-            .collect();
-        run.insert(qid, docs).map_err(anyhow::Error::msg)?;
+    for name in [GTE, "raw_question", "context_question"] {
+        out.latency_samples.insert(name.into(), n);
     }
-    Ok(run)
+    Ok(out)
 }
 
 /// Scores of one system.
@@ -194,10 +126,21 @@ pub struct SystemResult {
     pub per_query: BTreeMap<String, BTreeMap<String, f64>>,
     /// 95% bootstrap confidence interval of each metric's mean.
     pub ci95: BTreeMap<String, (f64, f64)>,
-    /// Paired randomization-test p-value against generate-then-encode, per metric.
-    pub p_vs_gte: BTreeMap<String, f64>,
+    /// The paired comparison with generate-then-encode, per metric: mean difference, its 95%
+    /// bootstrap interval and the randomization-test p-value (what `nr eval --baseline` reports).
+    pub vs_gte: BTreeMap<String, PairedComparison>,
     #[serde(skip)]
     pub run: Run,
+}
+
+/// The significance settings of an experiment (those of `nr eval` too).
+pub fn significance_settings(eval: &crate::manifest::EvaluationSpec) -> SignificanceSettings {
+    SignificanceSettings {
+        resamples: eval.bootstrap,
+        permutations: eval.permutations,
+        level: 0.95,
+        seed: eval.seed,
+    }
 }
 
 /// Retrieval, metrics and significance of every system.
@@ -207,28 +150,29 @@ pub fn score_systems(
     systems: &BTreeMap<String, Vectors>,
 ) -> Result<BTreeMap<String, SystemResult>> {
     let eval = &ctx.manifest.evaluation;
+    let metrics: Vec<String> = eval.metrics.iter().map(|m| m.to_string()).collect();
     let qrels: &Qrels = &ctx.data.test.qrels;
     let mut results = BTreeMap::new();
     for (name, vectors) in systems {
-        let hits = top_k(vectors, passages, eval.depth)?;
-        let run = to_run(vectors, passages, &hits)?;
-        let scored = nr_eval::evaluate(qrels, &run, &eval.metrics)?;
+        let run = retrieval::search(vectors, passages, eval.depth)?;
+        let scored = nr_eval::evaluate(qrels, &run, &metrics)?;
         results.insert(
             name.clone(),
             SystemResult {
                 mean: scored.mean,
                 per_query: scored.per_query,
                 ci95: BTreeMap::new(),
-                p_vs_gte: BTreeMap::new(),
+                vs_gte: BTreeMap::new(),
                 run,
             },
         );
     }
     let gte = results.get(GTE).map(|r| r.per_query.clone());
+    let settings = significance_settings(eval);
     for result in results.values_mut() {
-        for metric in &eval.metrics {
+        for metric in &metrics {
             let values: Vec<f64> = result.per_query.values().map(|m| m[metric]).collect();
-            let ci = nr_eval::bootstrap_ci(&values, eval.bootstrap, 0.95, eval.seed);
+            let ci = nr_eval::bootstrap_ci(&values, eval.bootstrap, settings.level, eval.seed);
             result.ci95.insert(metric.clone(), ci);
             if let Some(gte) = &gte {
                 let (a, b): (Vec<f64>, Vec<f64>) = result
@@ -236,10 +180,11 @@ pub fn score_systems(
                     .iter()
                     .map(|(q, m)| (m[metric], gte[q][metric]))
                     .unzip();
-                result.p_vs_gte.insert(
-                    metric.clone(),
-                    nr_eval::randomization_test(&a, &b, eval.permutations, eval.seed),
-                );
+                if !a.is_empty() {
+                    result
+                        .vs_gte
+                        .insert(metric.clone(), nr_eval::compare_paired(&a, &b, settings)?);
+                }
             }
         }
     }
@@ -274,23 +219,44 @@ pub fn fidelity(systems: &BTreeMap<String, Vectors>, reference: &str) -> BTreeMa
         .collect()
 }
 
+/// Whether each scored turn of `result` has a gold passage in its top 10.
+fn hits_at_10(result: &SystemResult, qrels: &Qrels) -> BTreeMap<String, bool> {
+    result
+        .per_query
+        .keys()
+        .map(|q| {
+            let judged = qrels.get(q);
+            let hit = result.run.get(q).is_some_and(|r| {
+                r.docs.iter().take(10).any(|d| {
+                    judged
+                        .and_then(|j| j.relevance(&d.doc_id))
+                        .is_some_and(|rel| rel > 0)
+                })
+            });
+            (q.clone(), hit)
+        })
+        .collect()
+}
+
 /// Share of scored turns on which each system agrees with generate-then-encode: both retrieve a
 /// gold passage in their top 10, or both retrieve none (the paper's "agreement on retrieval points").
-pub fn agreement_with_gte(results: &BTreeMap<String, SystemResult>) -> BTreeMap<String, f64> {
-    let Some(gte) = results.get(GTE) else {
+pub fn agreement_with_gte(
+    results: &BTreeMap<String, SystemResult>,
+    qrels: &Qrels,
+) -> BTreeMap<String, f64> {
+    let Some(gte) = results.get(GTE).map(|g| hits_at_10(g, qrels)) else {
         return BTreeMap::new();
     };
-    let hit = |m: &BTreeMap<String, f64>| m.get("recall_10").is_some_and(|v| *v > 0.0);
     results
         .iter()
         .filter(|(_, r)| !r.per_query.is_empty())
         .map(|(name, r)| {
-            let agree = r
-                .per_query
+            let hits = hits_at_10(r, qrels);
+            let agree = hits
                 .iter()
-                .filter(|(q, m)| gte.per_query.get(*q).is_some_and(|g| hit(g) == hit(m)))
+                .filter(|(q, hit)| gte.get(*q) == Some(hit))
                 .count();
-            (name.clone(), agree as f64 / r.per_query.len() as f64)
+            (name.clone(), agree as f64 / hits.len() as f64)
         })
         .collect()
 }
@@ -299,37 +265,49 @@ pub fn agreement_with_gte(results: &BTreeMap<String, SystemResult>) -> BTreeMap<
 mod tests {
     use super::*;
 
-    fn result(per_query: &[(&str, f64)]) -> SystemResult {
+    /// A system whose run retrieves `doc` first for each query id.
+    fn result(first: &[(&str, &str)]) -> SystemResult {
+        let mut run = Run::new();
+        for (q, doc) in first {
+            run.insert(
+                q,
+                vec![nr_data::ScoredDoc {
+                    doc_id: doc.to_string(),
+                    score: 1.0,
+                }],
+            )
+            .unwrap();
+        }
         SystemResult {
             mean: BTreeMap::new(),
-            per_query: per_query
+            per_query: first
                 .iter()
-                .map(|(q, r)| {
-                    (
-                        q.to_string(),
-                        BTreeMap::from([("recall_10".to_string(), *r)]),
-                    )
-                })
+                .map(|(q, _)| (q.to_string(), BTreeMap::new()))
                 .collect(),
             ci95: BTreeMap::new(),
-            p_vs_gte: BTreeMap::new(),
-            run: Run::new(),
+            vs_gte: BTreeMap::new(),
+            run,
         }
     }
 
     #[test]
     fn agreement_counts_turns_where_both_hit_or_both_miss() {
+        // Gold: a -> g, b -> g, c -> g, d -> g.
+        let mut qrels = Qrels::new();
+        for q in ["a", "b", "c", "d"] {
+            qrels.add(q, "g", 1).unwrap();
+        }
         let results = BTreeMap::from([
             (
                 GTE.to_string(),
-                result(&[("a", 1.0), ("b", 0.0), ("c", 0.5), ("d", 0.0)]),
+                result(&[("a", "g"), ("b", "x"), ("c", "g"), ("d", "x")]),
             ),
             (
                 "native".to_string(),
-                result(&[("a", 0.5), ("b", 0.0), ("c", 0.0), ("d", 1.0)]),
+                result(&[("a", "g"), ("b", "x"), ("c", "x"), ("d", "g")]),
             ),
         ]);
-        let agree = agreement_with_gte(&results);
+        let agree = agreement_with_gte(&results, &qrels);
         assert_eq!(agree["native"], 0.5, "a (both hit) and b (both miss) of 4");
         assert_eq!(agree[GTE], 1.0);
     }

@@ -8,12 +8,16 @@ use anyhow::Result;
 use nr_head::{LexicalMix, Lexicon};
 
 use super::dataset::gold_ids;
-use super::{Experiment, RunOptions, Stage, cached, evaluate, llm_features};
-use crate::train::examples::{TrainTargets, Vectors};
+use super::{Experiment, RunOptions, Stage, cached};
+use crate::native::lexical::native_vectors;
+use crate::native::{LexicalInput, conversations};
+use crate::progress::progress;
+use crate::retrieval;
 use crate::train::lexicon::{
-    FitOptions, LexicalInput, fit_table, fold_weights, initial_table, mix_grid, native_vectors,
-    token_weights,
+    FitOptions, fit_table, fold_weights, initial_table, mix_grid, token_weights,
 };
+use crate::train::targets::TrainTargets;
+use crate::vectors::Vectors;
 
 /// A fitted lexicon with the mix chosen on dev.
 pub struct ChosenLexicon {
@@ -25,13 +29,8 @@ pub struct ChosenLexicon {
 impl Experiment {
     /// What the lexicon reads of each turn of a split (the conversation prompt's messages).
     pub fn lexical_inputs(&self, turns: &[nr_data::QreccTurn]) -> Result<Vec<LexicalInput>> {
-        let b = &self.manifest.backbone;
-        llm_features::lexical_inputs(
-            &self.llm,
-            turns,
-            b.system_prompt.as_deref(),
-            b.max_prompt_tokens,
-        )
+        self.features
+            .lexical_inputs(&self.llm, &conversations(turns))
     }
 
     /// Teacher embeddings of every LLM token's text (`[vocab, dim]`), cached.
@@ -153,7 +152,7 @@ impl Experiment {
                     batch_size: spec.batch_size,
                     seed: self.manifest.training.seed,
                 };
-                let bar = llm_features::progress(spec.epochs, "lexicon epochs", true);
+                let bar = progress(spec.epochs, "lexicon epochs", true);
                 let (table, _) = fit_table(
                     &start,
                     &weights,
@@ -208,7 +207,7 @@ impl Experiment {
                 dim: passages.dim,
                 data,
             };
-            let mrr = evaluate::mrr10(&q, passages, &self.data.dev.qrels)?;
+            let mrr = retrieval::mrr10(&q, passages, &self.data.dev.qrels)?;
             tracing::debug!("lexicon {how:?}: dev MRR@10 {mrr:.4}");
             if best.as_ref().is_none_or(|(m, _)| mrr > *m) {
                 best = Some((mrr, how));

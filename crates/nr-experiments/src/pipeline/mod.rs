@@ -7,7 +7,7 @@ pub mod cached;
 pub mod dataset;
 pub mod evaluate;
 pub mod lexicon;
-pub mod llm_features;
+pub mod native_head;
 pub mod report;
 pub mod targets;
 pub mod teacher_side;
@@ -22,8 +22,10 @@ use nr_backbone::llama::Llm;
 use nr_backbone::teacher::TeacherEncoder;
 use nr_data::{CacheKeyBuilder, QreccTurn, TensorCache, file_sha256};
 
-use crate::manifest::{HiddenSource, Manifest, Pooling, QueryTokensTrain};
-use crate::train::examples::{HeadInputs, Vectors};
+use crate::atomic_file::write_atomic;
+use crate::manifest::{HiddenSource, Manifest, QueryTokensTrain};
+use crate::native::{FeatureSpec, HeadInputs, conversations};
+use crate::vectors::Vectors;
 use dataset::{ExperimentData, Split};
 use teacher_side::Teacher;
 
@@ -53,7 +55,8 @@ pub struct Experiment {
     pub llm: Llm,
     pub llm_hash: String,
     pub teacher: Teacher,
-    pub layers: Vec<usize>,
+    /// What the native encoder reads of the LLM (the manifest's backbone settings, layers resolved).
+    pub features: FeatureSpec,
 }
 
 /// Hash of a model: the file itself, or the weights of an HF folder.
@@ -91,7 +94,16 @@ impl Experiment {
             weights_hash: model_hash(&manifest.teacher.path)?,
             batch_size: manifest.teacher.batch_size,
         };
-        let layers = manifest.backbone.resolve_layers(llm.num_layers())?;
+        let features = manifest.backbone.feature_spec(llm.num_layers())?;
+        // The head's settings against the models' widths, before any stage runs.
+        manifest
+            .head
+            .config(
+                llm.hidden_size(),
+                teacher.encoder.dim(),
+                features.layers.len(),
+            )
+            .with_context(|| format!("{}: [head]", manifest.name))?;
         tracing::info!("models loaded in {:.1}s", start.elapsed().as_secs_f64());
         let cache = TensorCache::new(&manifest.cache);
         Ok(Self {
@@ -102,7 +114,7 @@ impl Experiment {
             llm,
             llm_hash,
             teacher,
-            layers,
+            features,
         })
     }
 
@@ -110,26 +122,10 @@ impl Experiment {
         CacheKeyBuilder::new(kind).model_hash(&self.llm_hash)
     }
 
-    /// Conversation prompts of turns (context source and the native agent).
-    pub fn conversation_prompts(&self, turns: &[QreccTurn]) -> Result<Vec<Vec<u32>>> {
-        let b = &self.manifest.backbone;
-        llm_features::conversation_prompts(
-            &self.llm,
-            turns,
-            b.system_prompt.as_deref(),
-            b.max_prompt_tokens,
-        )
-    }
-
     /// Rewrite prompts of turns (generate-then-encode and `query_tokens`).
     pub fn rewrite_prompts(&self, turns: &[QreccTurn]) -> Result<Vec<Vec<u32>>> {
-        let b = &self.manifest.backbone;
-        llm_features::conversation_prompts(
-            &self.llm,
-            turns,
-            Some(&b.rewrite_instruction),
-            b.max_prompt_tokens,
-        )
+        self.features
+            .rewrite_prompts(&self.llm, &conversations(turns))
     }
 
     /// Head inputs of a split's turns from the configured source, each of its parts cached apart.
@@ -142,7 +138,7 @@ impl Experiment {
         Ok(HeadInputs::concat(parts))
     }
 
-    /// Head inputs of one cached part of split `name`.
+    /// Head inputs of one cached part of split `name`, keyed by the prompts (and queries) read.
     fn part_head_inputs(
         &self,
         name: &str,
@@ -150,93 +146,49 @@ impl Experiment {
         opts: &RunOptions,
     ) -> Result<HeadInputs> {
         let b = &self.manifest.backbone;
-        match b.source {
-            HiddenSource::Context => {
-                let prompts = self.conversation_prompts(turns)?;
-                let key = self
-                    .llm_key("llm-context-features")
-                    .inputs(
-                        prompts
-                            .iter()
-                            .map(|p| format!("{p:?}"))
-                            .collect::<Vec<_>>()
-                            .iter()
-                            .map(String::as_str),
-                    )
-                    .setting("layers", format!("{:?}", self.layers))
-                    .setting("pool", format!("{:?}", b.pool))
-                    .setting("pool_k", b.pool_k)
-                    .finish();
-                cached::head_inputs(
-                    &self.cache,
-                    &key,
-                    opts.force.contains(&Stage::Hidden),
-                    || {
-                        tracing::info!("{name}: hidden states of {} prompts", prompts.len());
-                        let question_tokens = match b.pool {
-                            Pooling::Question => Some(llm_features::question_token_counts(
-                                &self.llm,
-                                turns,
-                                b.system_prompt.as_deref(),
-                                b.max_prompt_tokens,
-                            )?),
-                            _ => None,
-                        };
-                        let q = question_tokens.as_deref();
-                        llm_features::context_features(
-                            &self.llm,
-                            &prompts,
-                            &self.layers,
-                            b.pool,
-                            b.pool_k,
-                            q,
-                            b.batch_size,
-                            true,
-                        )
-                    },
-                )
+        let f = &self.features;
+        let convs = conversations(turns);
+        let prompts = f.source_prompts(&self.llm, &convs)?;
+        let queries = match f.source {
+            HiddenSource::Context => None,
+            HiddenSource::QueryTokens
+                if name == "train" && b.query_tokens_train == QueryTokensTrain::HumanRewrite =>
+            {
+                Some(turns.iter().map(|t| t.rewrite.clone()).collect::<Vec<_>>())
             }
-            HiddenSource::QueryTokens => {
-                let prompts = self.rewrite_prompts(turns)?;
-                let queries =
-                    if name == "train" && b.query_tokens_train == QueryTokensTrain::HumanRewrite {
-                        turns.iter().map(|t| t.rewrite.clone()).collect()
-                    } else {
-                        self.rewrites(name, turns, opts)?
-                    };
-                let key = self
-                    .llm_key("llm-query-token-features")
-                    .inputs(
-                        prompts
-                            .iter()
-                            .zip(&queries)
-                            .map(|(p, q)| format!("{p:?}{q}"))
-                            .collect::<Vec<_>>()
-                            .iter()
-                            .map(String::as_str),
-                    )
-                    .setting("layers", format!("{:?}", self.layers))
-                    .setting("pool", format!("{:?}", b.pool))
-                    .finish();
-                cached::head_inputs(
-                    &self.cache,
-                    &key,
-                    opts.force.contains(&Stage::Hidden),
-                    || {
-                        tracing::info!("{name}: hidden states of {} queries", queries.len());
-                        llm_features::query_token_features(
-                            &self.llm,
-                            &prompts,
-                            &queries,
-                            &self.layers,
-                            b.pool,
-                            b.batch_size,
-                            true,
-                        )
-                    },
-                )
-            }
+            HiddenSource::QueryTokens => Some(self.rewrites(name, turns, opts)?),
+        };
+        let (kind, inputs): (&str, Vec<String>) = match &queries {
+            None => (
+                "llm-context-features",
+                prompts.iter().map(|p| format!("{p:?}")).collect(),
+            ),
+            Some(q) => (
+                "llm-query-token-features",
+                prompts
+                    .iter()
+                    .zip(q)
+                    .map(|(p, q)| format!("{p:?}{q}"))
+                    .collect(),
+            ),
+        };
+        let mut key = self
+            .llm_key(kind)
+            .inputs(inputs.iter().map(String::as_str))
+            .setting("layers", format!("{:?}", f.layers))
+            .setting("pool", format!("{:?}", f.pool));
+        if f.source == HiddenSource::Context {
+            key = key.setting("pool_k", f.pool_k);
         }
+        cached::head_inputs(
+            &self.cache,
+            &key.finish(),
+            opts.force.contains(&Stage::Hidden),
+            || {
+                tracing::info!("{name}: hidden states of {} turns", turns.len());
+                f.features(&self.llm, &convs, queries.as_deref(), b.batch_size, true)
+            },
+        )
     }
 
     /// The LLM's standalone query for each turn of a split (generate-then-encode, and what the
@@ -275,14 +227,10 @@ impl Experiment {
             prompts.len(),
             path.display()
         );
-        let queries = llm_features::generate_rewrites(
-            &self.llm,
-            &prompts,
-            b.max_new_tokens,
-            b.batch_size,
-            true,
-        )?;
-        cached::write_atomic(&path, serde_json::to_string(&queries)?.as_bytes())?;
+        let queries =
+            self.features
+                .generate_queries(&self.llm, &conversations(turns), b.batch_size, true)?;
+        write_atomic(&path, serde_json::to_string(&queries)?.as_bytes())?;
         Ok(queries)
     }
 }
@@ -291,7 +239,7 @@ impl Experiment {
 pub fn run(manifest: Manifest, opts: &RunOptions) -> Result<PathBuf> {
     let out_dir = manifest.output.clone();
     std::fs::create_dir_all(&out_dir).with_context(|| out_dir.display().to_string())?;
-    cached::write_atomic(
+    write_atomic(
         &out_dir.join("manifest.resolved.toml"),
         toml::to_string_pretty(&manifest)?.as_bytes(),
     )?;
@@ -301,16 +249,23 @@ pub fn run(manifest: Manifest, opts: &RunOptions) -> Result<PathBuf> {
         &ctx.cache,
         opts.force.contains(&Stage::Corpus),
     )?;
-    let systems = evaluate::baseline_systems(&ctx, &passages, opts)?;
-    let native = crate::train::train_native(&ctx, &passages, opts)?;
+    let systems = evaluate::baseline_systems(&ctx, opts)?;
+    let native = native_head::train_native(&ctx, &passages, opts)?;
+    let native_names: Vec<String> = native.vectors.keys().cloned().collect();
     let mut all: BTreeMap<String, Vectors> = systems.vectors;
     all.extend(native.vectors);
     let mut latency = systems.latency;
     latency.extend(native.latency);
+    let mut latency_samples = systems.latency_samples;
+    latency_samples.extend(native.latency_samples);
     let results = evaluate::score_systems(&ctx, &passages, &all)?;
-    let close = report::Closeness {
+    let measured = report::Measured {
+        results: &results,
+        latency: &latency,
+        latency_samples: &latency_samples,
+        native: &native_names,
         cos_to_rewrite: evaluate::fidelity(&all, "human_rewrite"),
-        agreement_with_gte: evaluate::agreement_with_gte(&results),
+        agreement_with_gte: evaluate::agreement_with_gte(&results, &ctx.data.test.qrels),
     };
-    report::write(&ctx, &out_dir, &results, &latency, &close)
+    report::write(&ctx, &out_dir, &measured)
 }

@@ -5,17 +5,14 @@ use std::collections::HashMap;
 
 use anyhow::Result;
 
+use super::Experiment;
 use super::dataset::Split;
-use super::{Experiment, RunOptions, evaluate};
-use crate::train::examples::{TrainTargets, Vectors};
+use crate::retrieval;
+use crate::train::targets::TrainTargets;
+use crate::vectors::Vectors;
 
 /// Targets of every turn of `split`, in turn order.
-pub fn targets(
-    ctx: &Experiment,
-    split: &Split,
-    passages: &Vectors,
-    _opts: &RunOptions,
-) -> Result<TrainTargets> {
+pub fn targets(ctx: &Experiment, split: &Split, passages: &Vectors) -> Result<TrainTargets> {
     let ids = split.ids();
     let rewrites: Vec<String> = split.turns.iter().map(|t| t.rewrite.clone()).collect();
     let teacher_query = ctx.teacher.queries(&ids, &rewrites, &ctx.cache, false)?;
@@ -36,7 +33,7 @@ pub fn targets(
                 .find_map(|j| index.get(j.doc_id.as_str()).copied())
         })
         .collect();
-    let candidates = evaluate::top_k(&teacher_query, passages, ctx.manifest.losses.top_k)?;
+    let candidates = retrieval::top_k(&teacher_query, passages, ctx.manifest.losses.top_k)?;
     Ok(TrainTargets {
         teacher_query: teacher_query.data,
         dim: teacher_query.dim,

@@ -5,7 +5,7 @@ use nr_backbone::teacher::TeacherEncoder;
 use nr_data::{CacheKeyBuilder, Passage, QreccTurn, TensorCache};
 
 use super::cached;
-use crate::train::examples::Vectors;
+use crate::vectors::Vectors;
 
 /// The teacher with what its cached outputs depend on.
 pub struct Teacher {

@@ -2,31 +2,8 @@
 
 use burn::tensor::{Device, Tensor, TensorData};
 
-use super::examples::{HeadInputs, TrainTargets, Vectors};
-
-/// Head input of `rows`: hidden states `[batch, layers, tokens, dim]` (zero-padded on the right)
-/// and the token mask `[batch, tokens]` (1 = real token).
-pub fn head_batch(x: &HeadInputs, rows: &[usize], device: &Device) -> (Tensor<4>, Tensor<2>) {
-    let (b, l, d) = (rows.len(), x.layers, x.dim);
-    let t = rows.iter().map(|&r| x.tokens(r)).max().unwrap_or(1).max(1);
-    let mut data = vec![0.0f32; b * l * t * d];
-    let mut mask = vec![0.0f32; b * t];
-    for (bi, &r) in rows.iter().enumerate() {
-        let block = x.turn(r); // [tokens, layers, dim]
-        for ti in 0..x.tokens(r) {
-            mask[bi * t + ti] = 1.0;
-            for li in 0..l {
-                let src = &block[(ti * l + li) * d..(ti * l + li + 1) * d];
-                let dst = ((bi * l + li) * t + ti) * d;
-                data[dst..dst + d].copy_from_slice(src);
-            }
-        }
-    }
-    (
-        Tensor::from_data(TensorData::new(data, [b, l, t, d]), device),
-        Tensor::from_data(TensorData::new(mask, [b, t]), device),
-    )
-}
+use super::targets::TrainTargets;
+use crate::vectors::Vectors;
 
 /// Rows of a `[n, dim]` array as a `[rows, dim]` tensor.
 pub fn rows_tensor(data: &[f32], dim: usize, rows: &[usize], device: &Device) -> Tensor<2> {

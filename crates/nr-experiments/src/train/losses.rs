@@ -3,12 +3,12 @@
 use anyhow::Result;
 use burn::tensor::{Int, Tensor, TensorData};
 use nr_losses::{
-    ALIGN, AlignmentKind, CONTRASTIVE, HardNegatives, InfoNce, RANK, TotalLoss, alignment,
-    candidate_scores, rank_distill,
+    ALIGN, CONTRASTIVE, HardNegatives, InfoNce, RANK, TotalLoss, alignment, candidate_scores,
+    rank_distill,
 };
 
 use super::batch::TargetBatch;
-use crate::manifest::LossSpec;
+use crate::manifest::{LossSpec, LossTerm};
 
 /// The weighted sum of the manifest's loss terms for student vectors `[B, D]`; `None` when no term
 /// applies to the batch (only the contrastive term is used and no turn of it has a gold passage).
@@ -17,20 +17,16 @@ pub fn batch_losses(
     y: &TargetBatch,
     spec: &LossSpec,
 ) -> Result<Option<TotalLoss>> {
-    let uses = |t: &str| spec.use_terms.iter().any(|u| u == t);
+    let uses = |t: LossTerm| spec.use_terms.contains(&t);
     let mut parts = Vec::new();
-    if uses(ALIGN) {
-        let kind = match spec.align_kind.as_str() {
-            "mse" => AlignmentKind::Mse,
-            _ => AlignmentKind::Cosine,
-        };
+    if uses(LossTerm::Align) {
         parts.push((
             ALIGN,
             spec.align_weight,
-            alignment(student.clone(), y.teacher_query.clone(), kind)?,
+            alignment(student.clone(), y.teacher_query.clone(), spec.align_kind)?,
         ));
     }
-    if uses(CONTRASTIVE)
+    if uses(LossTerm::Contrastive)
         && let (Some(positives), Some((vectors, keep))) = (&y.positives, &y.negatives)
     {
         let device = student.device();
@@ -52,7 +48,7 @@ pub fn batch_losses(
         )?;
         parts.push((CONTRASTIVE, spec.contrastive_weight, loss));
     }
-    if uses(RANK) {
+    if uses(LossTerm::Rank) {
         let scores = candidate_scores(student, y.candidates.clone())?;
         let loss = rank_distill(
             scores,

@@ -12,7 +12,8 @@ use burn::tensor::{Device, Tensor, TensorData};
 use nr_head::{Head, HeadConfig, HeadKind, Projection};
 use rayon::prelude::*;
 
-use super::examples::{HeadInputs, TrainTargets};
+use super::targets::TrainTargets;
+use crate::native::HeadInputs;
 
 /// A dense row-major f64 matrix, just what the normal equations need.
 #[derive(Debug, Clone, PartialEq)]

@@ -20,12 +20,14 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
-use super::batch::{head_batch, target_batch};
-use super::examples::{HeadInputs, TrainTargets, Vectors};
+use super::batch::target_batch;
 use super::losses::batch_losses;
 use super::schedule::warmup_cosine;
+use super::targets::TrainTargets;
+use crate::atomic_file::write_atomic;
 use crate::manifest::{LossSpec, TrainingSpec};
-use crate::pipeline::cached::write_atomic;
+use crate::native::{HeadInputs, encode_head, head_batch};
+use crate::vectors::Vectors;
 
 /// What training needs besides settings.
 pub struct FitData<'a> {
@@ -50,30 +52,14 @@ pub struct TrainState {
     pub dev_history: Vec<f64>,
 }
 
-/// Query vectors of every turn of `x`, `[n, D]`, computed without gradients in batches.
-pub fn encode(head: &Head, x: &HeadInputs, device: &Device) -> Result<Vec<f32>> {
-    let mut out = Vec::new();
-    let rows: Vec<usize> = (0..x.len()).collect();
-    for chunk in rows.chunks(256) {
-        let (h, mask) = head_batch(x, chunk, device);
-        let v = head.forward(h, mask)?;
-        out.extend(
-            v.into_data()
-                .try_into_vec_as::<f32>()
-                .map_err(|e| anyhow::anyhow!("{e:?}"))?,
-        );
-    }
-    Ok(out)
-}
-
 /// Dev MRR@10 of a head.
 pub fn dev_mrr10(head: &Head, data: &FitData, device: &Device) -> Result<f64> {
     let q = Vectors {
         ids: data.dev_ids.to_vec(),
         dim: data.passages.dim,
-        data: encode(head, data.dev_x, device)?,
+        data: encode_head(head, data.dev_x, device)?,
     };
-    crate::pipeline::evaluate::mrr10(&q, data.passages, data.dev_qrels)
+    crate::retrieval::mrr10(&q, data.passages, data.dev_qrels)
 }
 
 fn checkpoint_paths(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
@@ -205,8 +191,7 @@ pub fn fit(
         .create(true)
         .append(true)
         .open(dir.join("steps.jsonl"))?;
-    let bar =
-        crate::pipeline::llm_features::progress(total - state.step.min(total), "training", true);
+    let bar = crate::progress::progress(total - state.step.min(total), "training", true);
     let mut best = if (state.best_epoch > 0 || init.is_some())
         && dir.join("best-head.safetensors").is_file()
     {
@@ -362,7 +347,7 @@ mod tests {
     #[test]
     fn a_contrastive_only_batch_without_gold_passages_is_skipped() {
         let losses = LossSpec {
-            use_terms: vec!["contrastive".into()],
+            use_terms: vec![crate::manifest::LossTerm::Contrastive],
             ..LossSpec::default()
         };
         // Turn 1 has no gold passage: nothing to learn, no terms, no error.

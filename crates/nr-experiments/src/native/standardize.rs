@@ -3,8 +3,8 @@
 //! LLM hidden states carry a few huge outlier dimensions shared by every token; left as they are,
 //! they dominate the head's input and the conversation-specific variation is a small residue the head
 //! can memorise but not generalise from. Subtracting the training mean and dividing by the training
-//! standard deviation removes the shared offset. The statistics are saved beside the head, since every
-//! input it reads later must be transformed the same way.
+//! standard deviation removes the shared offset. The statistics are saved in the encoder artifact, since
+//! every input the head reads later must be transformed the same way.
 //!
 //! With several layers the statistics are, by default, those of the layers' mean, shared by every
 //! layer ([`StandardizeScope::LayerMean`]): the uniform layer mix of standardised inputs is then
@@ -14,11 +14,22 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::examples::HeadInputs;
-use crate::manifest::StandardizeScope;
+use super::inputs::HeadInputs;
+
+/// Which statistics standardise a head's inputs when it reads several layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StandardizeScope {
+    /// One mean and deviation per dimension, of the layers' mean, applied to every layer.
+    #[default]
+    LayerMean,
+    /// One mean and deviation per layer and dimension.
+    PerLayer,
+}
 
 /// Mean and standard deviation of each of the `layers * dim` input features.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Standardizer {
     pub mean: Vec<f32>,
     pub std: Vec<f32>,

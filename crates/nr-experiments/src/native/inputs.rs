@@ -1,5 +1,9 @@
-//! What the head is trained on: its inputs (LLM hidden states per turn) and its targets (teacher
-//! embeddings and teacher rankings), as plain host arrays so every stage can cache them.
+//! Head inputs: the LLM's hidden states of each turn as the head reads them, as plain host arrays
+//! so every stage can cache them, and the head run over them in batches.
+
+use anyhow::Result;
+use burn::tensor::{Device, Tensor, TensorData};
+use nr_head::Head;
 
 /// Head inputs of `n` turns: for turn `i`, tokens `offsets[i]..offsets[i+1]`, each a `[layers, dim]`
 /// block (several layers when the head mixes them). Pooled sources have one token per turn.
@@ -68,31 +72,44 @@ impl HeadInputs {
     }
 }
 
-/// Dense vectors `[n, dim]` with their ids (passages) or turn ids (queries).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Vectors {
-    pub ids: Vec<String>,
-    pub dim: usize,
-    pub data: Vec<f32>,
-}
-
-impl Vectors {
-    pub fn row(&self, i: usize) -> &[f32] {
-        &self.data[i * self.dim..(i + 1) * self.dim]
+/// Head input of `rows`: hidden states `[batch, layers, tokens, dim]` (zero-padded on the right)
+/// and the token mask `[batch, tokens]` (1 = real token).
+pub fn head_batch(x: &HeadInputs, rows: &[usize], device: &Device) -> (Tensor<4>, Tensor<2>) {
+    let (b, l, d) = (rows.len(), x.layers, x.dim);
+    let t = rows.iter().map(|&r| x.tokens(r)).max().unwrap_or(1).max(1);
+    let mut data = vec![0.0f32; b * l * t * d];
+    let mut mask = vec![0.0f32; b * t];
+    for (bi, &r) in rows.iter().enumerate() {
+        let block = x.turn(r); // [tokens, layers, dim]
+        for ti in 0..x.tokens(r) {
+            mask[bi * t + ti] = 1.0;
+            for li in 0..l {
+                let src = &block[(ti * l + li) * d..(ti * l + li + 1) * d];
+                let dst = ((bi * l + li) * t + ti) * d;
+                data[dst..dst + d].copy_from_slice(src);
+            }
+        }
     }
+    (
+        Tensor::from_data(TensorData::new(data, [b, l, t, d]), device),
+        Tensor::from_data(TensorData::new(mask, [b, t]), device),
+    )
 }
 
-/// Training targets of `n` turns, aligned with their [`HeadInputs`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct TrainTargets {
-    /// Teacher embedding of each turn's human rewrite `[n, dim]` (alignment target).
-    pub teacher_query: Vec<f32>,
-    pub dim: usize,
-    /// Index (into the passage vectors) of the gold passage, when the turn has one.
-    pub positive: Vec<Option<usize>>,
-    /// The teacher's top-K passages for the human rewrite: (passage index, teacher score), best
-    /// first. Hard negatives (minus the gold) and rank-distillation targets.
-    pub candidates: Vec<Vec<(usize, f32)>>,
+/// Query vectors of every turn of `x`, `[n, D]`, computed without gradients in batches.
+pub fn encode_head(head: &Head, x: &HeadInputs, device: &Device) -> Result<Vec<f32>> {
+    let mut out = Vec::new();
+    let rows: Vec<usize> = (0..x.len()).collect();
+    for chunk in rows.chunks(256) {
+        let (h, mask) = head_batch(x, chunk, device);
+        let v = head.forward(h, mask)?;
+        out.extend(
+            v.into_data()
+                .try_into_vec_as::<f32>()
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?,
+        );
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

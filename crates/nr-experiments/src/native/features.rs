@@ -1,0 +1,256 @@
+//! Hidden-state features: the LLM's states of each prompt at the head's layers, pooled as the head
+//! reads them (`context`: the conversation prompt; `query_tokens`: the tokens of a query read after
+//! its rewrite prompt).
+
+use anyhow::Result;
+use nr_backbone::llama::{Llm, TokenStates};
+
+use super::conversation::Conversation;
+use super::inputs::HeadInputs;
+use super::prompt::{query_continuation, question_token_counts};
+use super::spec::{FeatureSpec, HiddenSource, Pooling};
+use crate::progress::progress;
+
+/// Batches of indices in order of increasing length, so rows of a batch need little padding.
+pub fn length_sorted_batches(lengths: &[usize], batch: usize) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..lengths.len()).collect();
+    order.sort_by_key(|&i| (lengths[i], i));
+    order.chunks(batch.max(1)).map(<[usize]>::to_vec).collect()
+}
+
+/// Pools one turn's token states (one `TokenStates` per layer) into `[tokens, layers, dim]` rows;
+/// `Question` pools like `MeanLast` with the `k` of that turn.
+fn pool_tokens(states: &[&TokenStates], pool: Pooling, k: usize) -> (usize, Vec<f32>) {
+    let len = states[0].len;
+    let mut out = Vec::new();
+    match pool {
+        Pooling::Last => {
+            for s in states {
+                out.extend(s.last());
+            }
+            (1, out)
+        }
+        Pooling::MeanLast | Pooling::Question => {
+            for s in states {
+                out.extend(s.mean_last(k));
+            }
+            (1, out)
+        }
+        Pooling::Tokens => {
+            let start = len.saturating_sub(k.max(1));
+            for t in start..len {
+                for s in states {
+                    out.extend_from_slice(s.token(t));
+                }
+            }
+            (len - start, out)
+        }
+    }
+}
+
+/// Hidden-state features of each prompt at `layers`, pooled; prompts run in length-sorted batches.
+/// `Question` pooling reads `question_tokens[i]` tokens of prompt `i` (see [`question_token_counts`]).
+#[allow(clippy::too_many_arguments)]
+pub fn context_features(
+    llm: &Llm,
+    prompts: &[Vec<u32>],
+    layers: &[usize],
+    pool: Pooling,
+    pool_k: usize,
+    question_tokens: Option<&[usize]>,
+    batch: usize,
+    show_progress: bool,
+) -> Result<HeadInputs> {
+    anyhow::ensure!(
+        pool != Pooling::Question || question_tokens.is_some_and(|q| q.len() == prompts.len()),
+        "question pooling needs the question's token count of every prompt"
+    );
+    let dim = llm.hidden_size();
+    let mut per_turn: Vec<Option<(usize, Vec<f32>)>> = vec![None; prompts.len()];
+    let lengths: Vec<usize> = prompts.iter().map(Vec::len).collect();
+    let bar = progress(prompts.len(), "hidden states", show_progress);
+    for rows in length_sorted_batches(&lengths, batch) {
+        let chunk: Vec<Vec<u32>> = rows.iter().map(|&r| prompts[r].clone()).collect();
+        let out = llm.forward(&chunk, layers, false)?;
+        for (&r, seq) in rows.iter().zip(&out) {
+            let states: Vec<&TokenStates> = layers.iter().map(|l| &seq.hidden[l]).collect();
+            let k = if pool == Pooling::Question {
+                question_tokens.map_or(pool_k, |q| q[r])
+            } else {
+                pool_k
+            };
+            per_turn[r] = Some(pool_tokens(&states, pool, k));
+        }
+        bar.inc(rows.len() as u64);
+    }
+    bar.finish_and_clear();
+    Ok(assemble(
+        per_turn.into_iter().map(Option::unwrap).collect(),
+        layers.len(),
+        dim,
+    ))
+}
+
+/// Features of the `query_tokens` source: the hidden states at `layers` of each query's tokens read
+/// after its rewrite prompt, pooled (`Last` = the end-of-turn token, `MeanLast` = mean of all query
+/// tokens, `Tokens` = every one). The decoder is causal, so these are the states the LLM computed
+/// while generating that query; for training turns the query can be the human rewrite (teacher forcing).
+pub fn query_token_features(
+    llm: &Llm,
+    prompts: &[Vec<u32>],
+    queries: &[String],
+    layers: &[usize],
+    pool: Pooling,
+    batch: usize,
+    show_progress: bool,
+) -> Result<HeadInputs> {
+    anyhow::ensure!(
+        prompts.len() == queries.len(),
+        "{} prompts but {} queries",
+        prompts.len(),
+        queries.len()
+    );
+    let dim = llm.hidden_size();
+    let continuations = queries
+        .iter()
+        .map(|q| query_continuation(llm, q))
+        .collect::<Result<Vec<_>>>()?;
+    let full: Vec<Vec<u32>> = prompts
+        .iter()
+        .zip(&continuations)
+        .map(|(p, c)| [p.as_slice(), c].concat())
+        .collect();
+    let mut per_turn: Vec<Option<(usize, Vec<f32>)>> = vec![None; prompts.len()];
+    let lengths: Vec<usize> = full.iter().map(Vec::len).collect();
+    let bar = progress(prompts.len(), "query tokens", show_progress);
+    for rows in length_sorted_batches(&lengths, batch) {
+        let chunk: Vec<Vec<u32>> = rows.iter().map(|&r| full[r].clone()).collect();
+        let out = llm.forward(&chunk, layers, false)?;
+        for (&r, seq) in rows.iter().zip(&out) {
+            let n = continuations[r].len();
+            let query: Vec<TokenStates> = layers
+                .iter()
+                .map(|l| {
+                    let s = &seq.hidden[l];
+                    TokenStates {
+                        len: n,
+                        dim,
+                        data: s.data[(s.len - n) * dim..].to_vec(),
+                    }
+                })
+                .collect();
+            let refs: Vec<&TokenStates> = query.iter().collect();
+            per_turn[r] = Some(pool_tokens(&refs, pool, n));
+        }
+        bar.inc(rows.len() as u64);
+    }
+    bar.finish_and_clear();
+    Ok(assemble(
+        per_turn.into_iter().map(Option::unwrap).collect(),
+        layers.len(),
+        dim,
+    ))
+}
+
+fn assemble(per_turn: Vec<(usize, Vec<f32>)>, layers: usize, dim: usize) -> HeadInputs {
+    let mut offsets = vec![0];
+    let mut data = Vec::new();
+    for (tokens, rows) in per_turn {
+        offsets.push(offsets.last().unwrap() + tokens);
+        data.extend(rows);
+    }
+    HeadInputs {
+        layers,
+        dim,
+        offsets,
+        data,
+    }
+}
+
+impl FeatureSpec {
+    /// Head inputs of conversations, `batch` prompts per forward pass: the conversation prompt's
+    /// states (`context`), or the states of each conversation's standalone query read after its
+    /// rewrite prompt (`query_tokens`: `queries` are required, one per conversation).
+    pub fn features(
+        &self,
+        llm: &Llm,
+        conversations: &[Conversation],
+        queries: Option<&[String]>,
+        batch: usize,
+        show_progress: bool,
+    ) -> Result<HeadInputs> {
+        match self.source {
+            HiddenSource::Context => {
+                let prompts = self.conversation_prompts(llm, conversations)?;
+                let question_tokens = match self.pool {
+                    Pooling::Question => Some(question_token_counts(
+                        llm,
+                        conversations,
+                        self.system_prompt.as_deref(),
+                        self.max_prompt_tokens,
+                    )?),
+                    _ => None,
+                };
+                context_features(
+                    llm,
+                    &prompts,
+                    &self.layers,
+                    self.pool,
+                    self.pool_k,
+                    question_tokens.as_deref(),
+                    batch,
+                    show_progress,
+                )
+            }
+            HiddenSource::QueryTokens => {
+                let queries = queries.ok_or_else(|| {
+                    anyhow::anyhow!("the query_tokens source reads a query per conversation")
+                })?;
+                let prompts = self.rewrite_prompts(llm, conversations)?;
+                query_token_features(
+                    llm,
+                    &prompts,
+                    queries,
+                    &self.layers,
+                    self.pool,
+                    batch,
+                    show_progress,
+                )
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_group_similar_lengths_and_cover_every_index_once() {
+        let b = length_sorted_batches(&[5, 1, 9, 1, 5], 2);
+        assert_eq!(b, vec![vec![1, 3], vec![0, 4], vec![2]]);
+    }
+
+    #[test]
+    fn pooling_keeps_layer_blocks_per_token() {
+        let a = TokenStates {
+            len: 3,
+            dim: 2,
+            data: vec![1., 2., 3., 4., 5., 6.],
+        };
+        let b = TokenStates {
+            len: 3,
+            dim: 2,
+            data: vec![10., 20., 30., 40., 50., 60.],
+        };
+        assert_eq!(
+            pool_tokens(&[&a, &b], Pooling::Last, 1),
+            (1, vec![5., 6., 50., 60.])
+        );
+        assert_eq!(pool_tokens(&[&a], Pooling::MeanLast, 2), (1, vec![4., 5.]));
+        assert_eq!(
+            pool_tokens(&[&a, &b], Pooling::Tokens, 2),
+            (2, vec![3., 4., 30., 40., 5., 6., 50., 60.])
+        );
+    }
+}
