@@ -15,10 +15,6 @@ const MODEL: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../models/SmolLM2-135M-Instruct.Q4_1.gguf"
 );
-const FIXTURE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/fixtures/smollm2_reference.json"
-);
 
 fn model() -> &'static GgufFile {
     static FILE: OnceLock<GgufFile> = OnceLock::new();
@@ -41,7 +37,9 @@ fn tokenizer() -> &'static GgufTokenizer {
 fn fixture() -> &'static Value {
     static FIXTURE_JSON: OnceLock<Value> = OnceLock::new();
     FIXTURE_JSON.get_or_init(|| {
-        let text = std::fs::read_to_string(FIXTURE).unwrap_or_else(|e| panic!("{FIXTURE}: {e}"));
+        let path = nr_data::shared_path("fixtures/smollm2_reference.json");
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         serde_json::from_str(&text).unwrap()
     })
 }

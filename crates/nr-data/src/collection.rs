@@ -6,7 +6,6 @@
 //! memory; [`read_collection`] collects them for small collections.
 //! Extra fields on a line are ignored (Pyserini allows them); blank lines are skipped.
 
-use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -91,6 +90,15 @@ impl PassageReader {
     }
 }
 
+impl PassageReader {
+    /// The file and line of the passage read last (`None` before the first one).
+    pub fn position(&self) -> Option<(&Path, usize)> {
+        self.current
+            .as_ref()
+            .map(|(path, _, line)| (path.as_path(), *line))
+    }
+}
+
 impl Iterator for PassageReader {
     type Item = Result<Passage>;
 
@@ -123,26 +131,42 @@ fn collect_jsonl_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-/// Reads a whole collection into memory, rejecting duplicate ids (they would make qrels ambiguous).
+/// Reads a whole collection into memory, rejecting duplicate ids (they would make qrels ambiguous)
+/// with the file and line of the second occurrence and the line of the first.
 pub fn read_collection(path: impl AsRef<Path>) -> Result<Vec<Passage>> {
-    let path = path.as_ref();
     let mut passages = Vec::new();
-    let mut seen = HashSet::new();
-    for passage in PassageReader::open(path)? {
+    read_unique_passages(path.as_ref(), |p| passages.push(p))?;
+    Ok(passages)
+}
+
+/// Streams the passages of a collection to `keep`, failing on the first line that is malformed or
+/// repeats an earlier passage's id (naming both lines).
+pub fn read_unique_passages(path: &Path, mut keep: impl FnMut(Passage)) -> Result<()> {
+    let mut reader = PassageReader::open(path)?;
+    let mut seen: std::collections::HashMap<String, (PathBuf, usize)> =
+        std::collections::HashMap::new();
+    while let Some(passage) = reader.next() {
         let passage = passage?;
-        if !seen.insert(passage.id.clone()) {
-            return Err(DataError::Content {
-                path: path.to_path_buf(),
-                problem: format!(
-                    "duplicate passage id {:?} (passage {})",
-                    passage.id,
-                    passages.len()
-                ),
+        let (file, line) = reader
+            .position()
+            .map(|(f, l)| (f.to_path_buf(), l))
+            .unwrap_or((path.to_path_buf(), 0));
+        if let Some((first_file, first_line)) = seen.get(&passage.id) {
+            let first = if *first_file == file {
+                format!("line {first_line}")
+            } else {
+                format!("{}:{first_line}", first_file.display())
+            };
+            return Err(DataError::Line {
+                path: file,
+                line,
+                problem: format!("duplicate passage id {:?} (first at {first})", passage.id),
             });
         }
-        passages.push(passage);
+        seen.insert(passage.id.clone(), (file, line));
+        keep(passage);
     }
-    Ok(passages)
+    Ok(())
 }
 
 /// Writes passages as Pyserini jsonl, one object per line.

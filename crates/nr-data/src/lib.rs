@@ -10,6 +10,7 @@ pub mod error;
 pub mod qrecc;
 pub mod qrels;
 pub mod run;
+pub mod shared;
 pub mod standalone;
 
 pub use cache::{
@@ -20,7 +21,9 @@ pub use chat::{
     ChatMessage, FittedChat, ROLE_ASSISTANT, ROLE_SYSTEM, ROLE_USER, conversation_messages,
     fit_conversation,
 };
-pub use collection::{Passage, PassageReader, read_collection, write_collection};
+pub use collection::{
+    Passage, PassageReader, read_collection, read_unique_passages, write_collection,
+};
 pub use corpus::{
     AnswerCorpus, AnswerSources, MIN_ANSWER_CHARS, answer_passage_id, normalize_whitespace,
 };
@@ -30,6 +33,7 @@ pub use qrecc::{
 };
 pub use qrels::{Judgment, Qrels, QueryQrels};
 pub use run::{QueryRun, Run, ScoredDoc};
+pub use shared::{qrecc_offline, shared_path, shared_root};
 pub use standalone::{
     CORPUS_SENTENCE_WORDS, corpus_sentence_turns, first_sentence, standalone_rewrite_turns,
 };

@@ -81,8 +81,14 @@ pub fn write_qrecc_turns(path: impl AsRef<Path>, turns: &[QreccTurn]) -> Result<
     let path = path.as_ref();
     let text = serde_json::to_string_pretty(turns).expect("turns serialise");
     let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, text).map_err(|e| DataError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| DataError::io(path, e))
+    let written = std::fs::write(&tmp, text)
+        .map_err(|e| DataError::io(&tmp, e))
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| DataError::io(path, e)));
+    if written.is_err() {
+        // No temporary file outlives a failed write (a full disk, a folder in the way).
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// Parses QReCC JSON text; `path` is only used to name the source in errors.

@@ -8,15 +8,7 @@ use nr_data::{
 };
 
 fn data(name: &str) -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/data/qrecc-offline")
-        .join(name);
-    assert!(
-        p.exists(),
-        "{} is missing (the shared data sits beside the checkout)",
-        p.display()
-    );
-    p
+    nr_data::qrecc_offline(name)
 }
 
 #[test]

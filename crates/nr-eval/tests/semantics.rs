@@ -1,6 +1,6 @@
 //! trec_eval's conventions on hand-made qrels and runs, and breakdowns on the real QReCC test split.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use nr_data::{Qrels, Run, read_qrecc_turns};
 use nr_eval::{EvalOptions, Metric, evaluate, evaluate_with, means_by_source};
@@ -92,7 +92,7 @@ fn metric_names_round_trip_and_unknown_names_are_errors() {
 
 #[test]
 fn a_perfect_run_on_qrecc_test_scores_one_per_conversation_source() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/qrecc-offline");
+    let dir = nr_data::shared_path("data/qrecc-offline");
     let qrels = Qrels::read(dir.join("qrels_test.txt")).unwrap();
     let turns = read_qrecc_turns(dir.join("qrecc_test.json")).unwrap();
     let mut run = Run::new();

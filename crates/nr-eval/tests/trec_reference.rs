@@ -4,8 +4,7 @@ use nr_data::{Qrels, Run, ScoredDoc};
 
 #[test]
 fn every_metric_per_query_and_mean_equals_pytrec_eval() {
-    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures/trec_metrics_reference.json");
+    let path = nr_data::shared_path("fixtures/trec_metrics_reference.json");
     let f: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let mut qrels = Qrels::new();

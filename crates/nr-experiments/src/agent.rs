@@ -6,11 +6,11 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Result, ensure};
 use burn::tensor::Device;
 use nr_backbone::llama::{GenerateOptions, Llm};
 use nr_backbone::teacher::TeacherEncoder;
-use nr_data::{Passage, PassageReader, TensorCache, fit_conversation};
+use nr_data::{Passage, TensorCache, fit_conversation};
 use serde::Serialize;
 
 use crate::latency::ms_since;
@@ -96,6 +96,13 @@ impl Agent {
     /// Loads the encoder folder with its models (those it names, or `options.llm` /
     /// `options.teacher`), and indexes the corpus (cached).
     pub fn load(options: AgentOptions, device: Device) -> Result<Self> {
+        // The user's inputs first (a bad corpus fails before any model loads).
+        let passages = nr_data::read_collection(&options.corpus)?;
+        ensure!(
+            !passages.is_empty(),
+            "{}: the collection holds no passages",
+            options.corpus.display()
+        );
         let sidecar = NativeEncoder::read_sidecar(&options.head)?;
         let llm_path = options.llm.clone().unwrap_or(sidecar.models.llm.clone());
         let teacher_path = options
@@ -124,14 +131,6 @@ impl Agent {
             encoder: encoder_model,
             batch_size: sidecar.models.teacher_batch_size,
         };
-        let passages = PassageReader::open(&options.corpus)?
-            .collect::<Result<Vec<_>, _>>()
-            .with_context(|| options.corpus.display().to_string())?;
-        ensure!(
-            !passages.is_empty(),
-            "{}: the collection holds no passages",
-            options.corpus.display()
-        );
         let cache = TensorCache::new(&options.cache);
         let index = teacher.passage_index(&passages, &cache, false)?;
         Ok(Self {
@@ -162,6 +161,12 @@ impl Agent {
         question: &str,
         recorded_answer: Option<&str>,
     ) -> Result<(TurnResult, Vec<usize>)> {
+        let budget = self.encoder.features.max_prompt_tokens;
+        let tokens = self.llm.tokenizer.encode_continuation(question)?.len();
+        ensure!(
+            tokens < budget,
+            "the question has {tokens} tokens, more than the prompt budget of {budget}"
+        );
         let mut timings = TurnTimings::default();
         let conversation = Conversation {
             history: &self.history,

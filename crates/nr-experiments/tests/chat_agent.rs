@@ -1,6 +1,7 @@
-//! `nr chat --script` with the quickstart head on a QReCC test conversation: the agent retrieves
-//! the gold passage of a known turn in its top 10, with the very ranking and scores the pipeline
-//! wrote for that turn; a head is refused by models or settings other than its own.
+//! `nr chat --script` with the quickstart encoder on a QReCC test conversation: the encoder folder
+//! alone, copied elsewhere after its run folder is deleted, retrieves the gold passage of a known
+//! turn in its top 10, with the very ranking and scores the pipeline wrote for that turn; an
+//! encoder is refused by models or settings other than its own.
 
 mod common;
 
@@ -8,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, Write};
 use std::path::Path;
 
-use common::{nr, offline_overrides, shared_data};
+use common::{model, nr, offline_overrides, shared_data};
 use serde_json::{Value, json};
 
 /// Ranked (doc, score) lists of a TREC run file, by query id.
@@ -82,8 +83,8 @@ fn scripted_chat_with_the_quickstart_head_retrieves_the_gold_passage_of_a_known_
     );
     let run_dir = dir.path().join("out");
     assert!(
-        run_dir.join("head.lexicon.safetensors").is_file(),
-        "the quickstart head has a lexicon"
+        run_dir.join("head/head.lexicon.safetensors").is_file(),
+        "the quickstart encoder has a lexicon"
     );
 
     // The known turn: the first test turn past the first of its conversation whose gold passage the
@@ -134,10 +135,20 @@ fn scripted_chat_with_the_quickstart_head_retrieves_the_gold_passage_of_a_known_
     let corpus = dir.path().join("corpus.jsonl");
     write_corpus(&corpus, &keep);
 
-    let head = run_dir.join("head");
-    let (head, corpus, script_path) = (
-        head.to_str().unwrap(),
+    // The encoder folder alone, copied elsewhere; the run folder is deleted.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let copied = elsewhere.path().join("my-encoder");
+    std::fs::create_dir_all(&copied).unwrap();
+    for entry in std::fs::read_dir(run_dir.join("head")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), copied.join(entry.file_name())).unwrap();
+    }
+    std::fs::remove_dir_all(&run_dir).unwrap();
+    let cache = dir.path().join("cache");
+    let (head, corpus, cache, script_path) = (
+        copied.to_str().unwrap(),
         corpus.to_str().unwrap(),
+        cache.to_str().unwrap(),
         script_path.to_str().unwrap(),
     );
     let lines = json_lines(&nr(&[
@@ -146,6 +157,8 @@ fn scripted_chat_with_the_quickstart_head_retrieves_the_gold_passage_of_a_known_
         head,
         "--corpus",
         corpus,
+        "--cache",
+        cache,
         "--script",
         script_path,
         "--max-answer-tokens",
@@ -200,6 +213,82 @@ fn scripted_chat_with_the_quickstart_head_retrieves_the_gold_passage_of_a_known_
         "native retrieval generates no query"
     );
 
+    // One bad turn of a script (longer than the prompt budget) is reported and skipped; the
+    // others are answered and the exit code says that one failed.
+    let long = "why ".repeat(2000);
+    let bad_script = dir.path().join("bad-script.json");
+    std::fs::write(
+        &bad_script,
+        serde_json::to_string(&json!([known["Question"], long, known["Question"]])).unwrap(),
+    )
+    .unwrap();
+    let out = nr(&[
+        "chat",
+        "--head",
+        head,
+        "--corpus",
+        corpus,
+        "--cache",
+        cache,
+        "--script",
+        bad_script.to_str().unwrap(),
+        "--answer-passages",
+        "0",
+    ]);
+    assert!(
+        !out.status.success(),
+        "a failed turn must show in the exit code"
+    );
+    let answered = String::from_utf8_lossy(&out.stdout).lines().count();
+    assert_eq!(answered, 2, "the good turns are still answered");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("turn 2: skipped") && err.contains("prompt budget"),
+        "{err}"
+    );
+
+    // Interactive: a line that is not UTF-8 is reported and the chat goes on.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_nr"))
+        .args([
+            "chat",
+            "--head",
+            head,
+            "--corpus",
+            corpus,
+            "--cache",
+            cache,
+            "--answer-passages",
+            "0",
+        ])
+        .env("NR_LOG", "warn")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"\xff\xfe not text\n").unwrap();
+        stdin
+            .write_all(format!("{}\n/quit\n", known["Question"].as_str().unwrap()).as_bytes())
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not UTF-8"));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.trim_start().starts_with("[ 1]"))
+            .count(),
+        1,
+        "the question after the bad line is answered"
+    );
+
     // Generate-then-encode on the same conversation: the generated query is reported.
     let lines = json_lines(&nr(&[
         "chat",
@@ -207,6 +296,8 @@ fn scripted_chat_with_the_quickstart_head_retrieves_the_gold_passage_of_a_known_
         head,
         "--corpus",
         corpus,
+        "--cache",
+        cache,
         "--script",
         script_path,
         "--gte",
@@ -220,37 +311,53 @@ fn scripted_chat_with_the_quickstart_head_retrieves_the_gold_passage_of_a_known_
             && last["timings"]["teacher_ms"].as_f64().unwrap() > 0.0
     );
 
-    // A head read with other layers than it was trained on is refused, naming the head.
-    let moved = dir.path().join("moved");
-    std::fs::create_dir_all(&moved).unwrap();
-    for f in [
-        "head.safetensors",
-        "head.json",
-        "head.standardize.json",
-        "manifest.resolved.toml",
-    ] {
-        std::fs::copy(run_dir.join(f), moved.join(f)).unwrap();
-    }
-    let manifest = std::fs::read_to_string(moved.join("manifest.resolved.toml")).unwrap();
-    assert!(
-        manifest.contains("16,\n    24,") || manifest.contains("[16, 24]"),
-        "{manifest}"
-    );
-    let edited = manifest
-        .replace("16,\n    24,", "16,\n    20,")
-        .replace("[16, 24]", "[16, 20]");
-    std::fs::write(moved.join("manifest.resolved.toml"), edited).unwrap();
+    // An encoder given another LLM than its own (here: the same file under another name) is
+    // refused, naming the sidecar and the field.
+    let other = dir.path().join("other-llm.gguf");
+    std::os::unix::fs::symlink(model("SmolLM2-135M-Instruct.Q4_1.gguf"), &other).unwrap();
     let out = nr(&[
         "chat",
         "--head",
-        moved.join("head").to_str().unwrap(),
+        head,
+        "--llm",
+        other.to_str().unwrap(),
         "--corpus",
         corpus,
+        "--cache",
+        cache,
         "--script",
         script_path,
     ]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     let line = err.lines().last().unwrap();
-    assert!(line.contains("head") && line.contains("layers"), "{err}");
+    assert!(
+        line.contains("encoder.json") && line.contains("backbone.name"),
+        "{err}"
+    );
+
+    // A sidecar whose features disagree with the layers the head was trained on is refused.
+    let sidecar = copied.join("encoder.json");
+    let text = std::fs::read_to_string(&sidecar).unwrap();
+    let mut json: Value = serde_json::from_str(&text).unwrap();
+    json["features"]["layers"] = json!([16, 20]);
+    std::fs::write(&sidecar, serde_json::to_string(&json).unwrap()).unwrap();
+    let out = nr(&[
+        "chat",
+        "--head",
+        head,
+        "--corpus",
+        corpus,
+        "--cache",
+        cache,
+        "--script",
+        script_path,
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = err.lines().last().unwrap();
+    assert!(
+        line.contains("encoder.json") && line.contains("layers"),
+        "{err}"
+    );
 }

@@ -6,10 +6,6 @@ use std::process::Command;
 
 use serde::Deserialize;
 
-const FIXTURE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/fixtures/minilm_reference.json"
-);
 const MODEL_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/all-MiniLM-L6-v2");
 
 #[derive(Deserialize)]
@@ -42,7 +38,8 @@ fn model_dir() -> PathBuf {
 
 #[test]
 fn encode_prints_reference_ids_and_embeddings() {
-    let text = std::fs::read_to_string(FIXTURE).unwrap_or_else(|e| panic!("{FIXTURE}: {e}"));
+    let path = nr_data::shared_path("fixtures/minilm_reference.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let reference: Reference = serde_json::from_str(&text).expect("fixture parses");
     let cases = &reference.cases[..2];
     let output = Command::new(env!("CARGO_BIN_EXE_nr"))

@@ -3,71 +3,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-
-use common::{model, nr, shared_data};
-
-fn tiny_manifest(dir: &Path) -> PathBuf {
-    let text = format!(
-        r#"name = "tiny"
-output = "{out}"
-cache = "{cache}"
-
-[data]
-train = "{train}"
-dev = "{dev}"
-test = "{test}"
-passages = "{passages}"
-qrels_train = "{qtrain}"
-qrels_dev = "{qdev}"
-qrels_test = "{qtest}"
-max_train_turns = 24
-max_eval_turns = 10
-max_passages = 150
-
-[backbone]
-path = "{llm}"
-layers = [15, "last"]
-pool = "last"
-max_prompt_tokens = 256
-max_new_tokens = 12
-
-[teacher]
-path = "{teacher}"
-
-[head]
-kind = "mlp"
-hidden = 64
-
-[losses]
-top_k = 8
-
-[training]
-batch_size = 8
-epochs = 2
-seed = 3
-
-[evaluation]
-bootstrap = 200
-permutations = 200
-per_source = true
-"#,
-        out = dir.join("out").display(),
-        cache = dir.join("cache").display(),
-        train = shared_data("qrecc_train.json"),
-        dev = shared_data("qrecc_dev.json"),
-        test = shared_data("qrecc_test.json"),
-        passages = shared_data("passages.jsonl"),
-        qtrain = shared_data("qrels_train.txt"),
-        qdev = shared_data("qrels_dev.txt"),
-        qtest = shared_data("qrels_test.txt"),
-        llm = model("SmolLM2-135M-Instruct.Q4_1.gguf"),
-        teacher = model("all-MiniLM-L6-v2"),
-    );
-    let path = dir.join("tiny.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
+use common::{nr, shared_data, tiny_manifest};
 
 #[test]
 fn a_tiny_manifest_runs_every_stage_and_writes_parseable_outputs() {
@@ -99,7 +35,7 @@ fn a_tiny_manifest_runs_every_stage_and_writes_parseable_outputs() {
     ];
     for s in systems {
         for metric in ["recall_10", "mrr_10", "ndcg_cut_3", "recall_100"] {
-            let v = metrics["systems"][s][metric]
+            let v = metrics["systems"][s]["mean"][metric]
                 .as_f64()
                 .unwrap_or_else(|| panic!("{s} {metric} missing"));
             assert!((0.0..=1.0).contains(&v), "{s} {metric} = {v}");
@@ -121,7 +57,7 @@ fn a_tiny_manifest_runs_every_stage_and_writes_parseable_outputs() {
         );
         let scored: serde_json::Value = serde_json::from_slice(&eval.stdout).unwrap();
         let a = scored["mean"]["recall_10"].as_f64().unwrap();
-        let b = metrics["systems"][s]["recall_10"].as_f64().unwrap();
+        let b = metrics["systems"][s]["mean"]["recall_10"].as_f64().unwrap();
         assert!(
             (a - b).abs() < 1e-12,
             "{s}: nr eval {a} vs metrics.json {b}"
@@ -139,7 +75,7 @@ fn a_tiny_manifest_runs_every_stage_and_writes_parseable_outputs() {
             .values()
             .map(|r| r["turns"].as_f64().unwrap() * r["mrr_10"].as_f64().unwrap())
             .sum();
-        let mean = metrics["systems"][s]["mrr_10"].as_f64().unwrap();
+        let mean = metrics["systems"][s]["mean"]["mrr_10"].as_f64().unwrap();
         assert!(
             (weighted / scored - mean).abs() < 1e-9,
             "{s}: per-source MRR@10 {weighted} / {scored} vs {mean}"
@@ -153,12 +89,24 @@ fn a_tiny_manifest_runs_every_stage_and_writes_parseable_outputs() {
 
     // The oracle beats the raw question on these turns, as on every QReCC sample.
     assert!(
-        metrics["systems"]["human_rewrite"]["recall_10"].as_f64()
-            >= metrics["systems"]["raw_question"]["recall_10"].as_f64()
+        metrics["systems"]["human_rewrite"]["mean"]["recall_10"].as_f64()
+            >= metrics["systems"]["raw_question"]["mean"]["recall_10"].as_f64()
     );
     assert!(run_dir.join("report.md").is_file());
     assert!(run_dir.join("manifest.resolved.toml").is_file());
-    assert!(run_dir.join("head.safetensors").is_file() && run_dir.join("head.json").is_file());
+    let encoder = run_dir.join("head");
+    assert!(encoder.join("encoder.json").is_file() && encoder.join("head.safetensors").is_file());
+    // The native latency is the median of one query vector per timed turn (8 of the 10), each made
+    // by the function the agent calls (`NativeEncoder::query_vector` counts them).
+    assert_eq!(metrics["systems"]["native"]["latency_samples"], 8);
+    assert!(
+        metrics["systems"]["native"]["latency_ms"]["prefill_ms"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+    assert_eq!(metrics["systems"]["native"]["kind"], "native");
+    assert_eq!(metrics["systems"]["raw_question"]["kind"], "baseline");
     let steps = std::fs::read_to_string(run_dir.join("training/steps.jsonl")).unwrap();
     assert_eq!(
         steps.lines().count(),
@@ -172,7 +120,7 @@ fn a_tiny_manifest_runs_every_stage_and_writes_parseable_outputs() {
     // the same weights (compared tensor by tensor: the file's header order may vary).
     let native = || std::fs::read_to_string(run_dir.join("runs/native.trec")).unwrap();
     let tensors = || {
-        let bytes = std::fs::read(run_dir.join("head.safetensors")).unwrap();
+        let bytes = std::fs::read(run_dir.join("head/head.safetensors")).unwrap();
         let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
         let mut all: Vec<(String, Vec<u8>)> = st
             .tensors()

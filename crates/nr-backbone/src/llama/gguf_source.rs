@@ -56,6 +56,15 @@ fn meta_int(gguf: &GgufFile, key: &str) -> Result<usize> {
         })
 }
 
+/// An optional integer key: `None` when absent, an error naming the key when present but not a
+/// non-negative integer (a malformed value is never replaced by a default).
+fn meta_int_opt(gguf: &GgufFile, key: &str) -> Result<Option<usize>> {
+    if gguf.metadata(key).is_none() {
+        return Ok(None);
+    }
+    meta_int(gguf, key).map(Some)
+}
+
 fn meta_float(gguf: &GgufFile, key: &str) -> Result<Option<f64>> {
     match gguf.metadata(key) {
         None => Ok(None),
@@ -82,12 +91,12 @@ pub fn config_from_gguf(gguf: &GgufFile) -> Result<LlamaConfig> {
     let hidden_size = meta_int(gguf, &format!("{arch}.embedding_length"))?;
     let num_heads = meta_int(gguf, &format!("{arch}.attention.head_count"))?;
     let num_kv_heads =
-        meta_int(gguf, &format!("{arch}.attention.head_count_kv")).unwrap_or(num_heads);
-    let head_dim = meta_int(gguf, &format!("{arch}.attention.key_length"))
+        meta_int_opt(gguf, &format!("{arch}.attention.head_count_kv"))?.unwrap_or(num_heads);
+    let head_dim = meta_int_opt(gguf, &format!("{arch}.attention.key_length"))?
         .unwrap_or(hidden_size / num_heads.max(1));
-    let vocab_size = match meta_int(gguf, &format!("{arch}.vocab_size")) {
-        Ok(v) => v,
-        Err(_) => gguf
+    let vocab_size = match meta_int_opt(gguf, &format!("{arch}.vocab_size"))? {
+        Some(v) => v,
+        None => gguf
             .metadata("tokenizer.ggml.tokens")
             .and_then(|v| v.as_array())
             .map(|a| a.len())
@@ -109,7 +118,8 @@ pub fn config_from_gguf(gguf: &GgufFile) -> Result<LlamaConfig> {
         rms_norm_eps: meta_float(gguf, &format!("{arch}.attention.layer_norm_rms_epsilon"))?
             .unwrap_or(1e-5),
         rope_theta: meta_float(gguf, &format!("{arch}.rope.freq_base"))?.unwrap_or(10_000.0),
-        max_position_embeddings: meta_int(gguf, &format!("{arch}.context_length")).unwrap_or(4096),
+        max_position_embeddings: meta_int_opt(gguf, &format!("{arch}.context_length"))?
+            .unwrap_or(4096),
         tie_word_embeddings: !gguf.contains("output.weight"),
         attention_bias,
         architecture: arch,
@@ -208,6 +218,54 @@ impl WeightSource for GgufLlamaWeights<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The hyper-parameters of a tiny llama GGUF whose `extra` key holds `value`.
+    fn config_with(extra: &str, value: crate::gguf::GgufValue) -> Result<LlamaConfig> {
+        use crate::gguf::{GgufArray, GgufValue, GgufWriter};
+        let mut w = GgufWriter::new();
+        w.add_metadata("general.architecture", GgufValue::String("llama".into()));
+        for (key, v) in [
+            ("llama.embedding_length", 8u32),
+            ("llama.attention.head_count", 2),
+            ("llama.feed_forward_length", 16),
+            ("llama.block_count", 1),
+        ] {
+            w.add_metadata(key, GgufValue::U32(v));
+        }
+        w.add_metadata(
+            "tokenizer.ggml.tokens",
+            GgufValue::Array(GgufArray::String(vec!["a".into(), "b".into()])),
+        );
+        w.add_metadata(extra, value);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tiny.gguf");
+        w.write(&path).unwrap();
+        config_from_gguf(&GgufFile::open(&path).unwrap())
+    }
+
+    #[test]
+    fn optional_keys_default_when_absent_and_fail_when_malformed() {
+        use crate::gguf::GgufValue;
+        let c = config_with("general.name", GgufValue::String("tiny".into())).unwrap();
+        assert_eq!((c.num_kv_heads, c.head_dim, c.vocab_size), (2, 4, 2));
+        assert_eq!(c.max_position_embeddings, 4096);
+        let c = config_with("llama.attention.head_count_kv", GgufValue::U32(1)).unwrap();
+        assert_eq!(c.num_kv_heads, 1);
+        for key in [
+            "llama.attention.head_count_kv",
+            "llama.attention.key_length",
+            "llama.vocab_size",
+            "llama.context_length",
+        ] {
+            let err = config_with(key, GgufValue::String("three".into()))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(key) && err.contains("not a non-negative integer"),
+                "{err}"
+            );
+        }
+    }
 
     #[test]
     fn hf_names_map_to_gguf_names() {

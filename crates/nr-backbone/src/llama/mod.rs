@@ -100,6 +100,17 @@ pub struct Llm {
     pub source: PathBuf,
 }
 
+/// The hyper-parameters of the LLM at `path` (a `.gguf` file's header or an HF folder's
+/// `config.json`), read without loading its weights: what a manifest is checked against before a
+/// run starts.
+pub fn read_config(path: &Path) -> Result<LlamaConfig> {
+    if path.is_dir() {
+        LlamaConfig::from_hf_config(&path.join("config.json"))
+    } else {
+        config_from_gguf(&crate::gguf::GgufFile::open(path)?)
+    }
+}
+
 impl Llm {
     /// Loads a `.gguf` file or an HF folder (config.json, safetensors, tokenizer.json).
     pub fn load(path: &Path, device: &Device) -> Result<Self> {

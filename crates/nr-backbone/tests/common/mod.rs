@@ -23,7 +23,7 @@ pub fn model_path(name: &str) -> PathBuf {
 
 /// A reference file of `../shared/fixtures`, parsed.
 pub fn fixture(name: &str) -> serde_json::Value {
-    let p = repo_root().join("../shared/fixtures").join(name);
+    let p = nr_data::shared_path(&format!("fixtures/{name}"));
     let text = std::fs::read_to_string(&p).unwrap_or_else(|e| {
         panic!(
             "{}: {e} (the shared fixtures sit beside the checkout)",

@@ -82,6 +82,7 @@ fn read_script(path: &Path) -> Result<Vec<(String, Option<String>)>> {
 }
 
 pub fn run(args: ChatArgs) -> Result<()> {
+    anyhow::ensure!(args.top_k > 0, "--top-k: must be at least 1");
     let script = args.script.as_deref().map(read_script).transpose()?;
     let device = crate::device::parse_device(args.device.as_deref())?;
     let options = AgentOptions {
@@ -95,7 +96,7 @@ pub fn run(args: ChatArgs) -> Result<()> {
         } else {
             QueryMode::Native
         },
-        top_k: args.top_k.max(1),
+        top_k: args.top_k,
         answer_passages: args.answer_passages,
         max_answer_tokens: args.max_answer_tokens,
     };
@@ -104,9 +105,20 @@ pub fn run(args: ChatArgs) -> Result<()> {
         Some(turns) => {
             let stdout = std::io::stdout();
             let mut out = stdout.lock();
-            for (user, recorded) in turns {
-                let (result, _) = agent.turn(&user, recorded.as_deref())?;
-                writeln!(out, "{}", serde_json::to_string(&result)?)?;
+            let total = turns.len();
+            let mut failed = 0;
+            for (i, (user, recorded)) in turns.into_iter().enumerate() {
+                // A bad turn is reported and skipped; the conversation goes on without it.
+                match agent.turn(&user, recorded.as_deref()) {
+                    Ok((result, _)) => writeln!(out, "{}", serde_json::to_string(&result)?)?,
+                    Err(e) => {
+                        failed += 1;
+                        eprintln!("turn {}: skipped: {e:#}", i + 1);
+                    }
+                }
+            }
+            if failed > 0 {
+                bail!("{failed} of {total} turns failed (reported above)");
             }
             Ok(())
         }
@@ -125,12 +137,19 @@ fn interactive(agent: &mut Agent, args: &ChatArgs) -> Result<()> {
         }
     );
     let stdin = std::io::stdin();
-    let mut lines = stdin.lock().lines();
+    let mut input = stdin.lock();
+    let mut raw = Vec::new();
     loop {
         eprint!("you> ");
         std::io::stderr().flush()?;
-        let Some(line) = lines.next().transpose()? else {
+        raw.clear();
+        if input.read_until(b'\n', &mut raw)? == 0 {
             break;
+        }
+        // One bad line is reported and the conversation goes on.
+        let Ok(line) = std::str::from_utf8(&raw) else {
+            eprintln!("(that line is not UTF-8 text; the conversation is unchanged)");
+            continue;
         };
         let line = line.trim();
         match line {
@@ -143,8 +162,10 @@ fn interactive(agent: &mut Agent, args: &ChatArgs) -> Result<()> {
             }
             _ => {}
         }
-        let (result, shown) = agent.turn(line, None)?;
-        print_turn(agent, &result, &shown, args);
+        match agent.turn(line, None) {
+            Ok((result, shown)) => print_turn(agent, &result, &shown, args),
+            Err(e) => eprintln!("(turn failed, the conversation is unchanged: {e:#})"),
+        }
     }
     Ok(())
 }

@@ -33,11 +33,15 @@ pub struct BuildArgs {
 pub fn hold_out_dev(turns: Vec<QreccTurn>, every: u32) -> (Vec<QreccTurn>, Vec<QreccTurn>) {
     turns
         .into_iter()
-        .partition(|t| every == 0 || t.conversation_no % every != 0)
+        .partition(|t| t.conversation_no % every.max(1) != 0)
 }
 
 pub fn run(cmd: DataCommand) -> Result<()> {
     let DataCommand::BuildQrecc(args) = cmd;
+    anyhow::ensure!(
+        args.dev_every > 0,
+        "--dev-every: must be at least 1 (every conversation divisible by it goes to dev)"
+    );
     std::fs::create_dir_all(&args.output).with_context(|| args.output.display().to_string())?;
     let mut splits: Vec<(&str, Vec<QreccTurn>)> = Vec::new();
     for split in ["train", "dev", "test"] {

@@ -66,10 +66,14 @@ pub struct EvalArgs {
 }
 
 pub fn run(args: EvalArgs) -> Result<()> {
-    // Check metric names before reading (possibly large) files.
+    // Check metric names and settings before reading (possibly large) files.
     for name in &args.metrics {
         Metric::parse(name)?;
     }
+    anyhow::ensure!(
+        args.resamples > 0 && args.permutations > 0,
+        "--resamples and --permutations: must be at least 1"
+    );
     let qrels = Qrels::read(&args.qrels)?;
     let options = EvalOptions {
         complete: args.complete,
@@ -87,7 +91,28 @@ pub fn run(args: EvalArgs) -> Result<()> {
     };
     let e = score(&args.run)?;
     let by_source = match &args.turns {
-        Some(path) => Some(means_by_source(&e, &read_qrecc_turns(path)?)),
+        Some(path) => {
+            let turns = read_qrecc_turns(path)?;
+            let by_source = means_by_source(&e, &turns);
+            let ungrouped = nr_eval::significance::UNGROUPED;
+            anyhow::ensure!(
+                by_source.keys().any(|s| s != ungrouped),
+                "{}: no scored query of {} is a turn of this file (another split?)",
+                path.display(),
+                args.run.display()
+            );
+            if let Some(n) = by_source
+                .get(ungrouped)
+                .and_then(|m| m.values().next())
+                .map(|v| v.1)
+            {
+                eprintln!(
+                    "warning: {n} scored queries are not turns of {} (listed under {ungrouped})",
+                    path.display()
+                );
+            }
+            Some(by_source)
+        }
         None => None,
     };
     let comparison = match &args.baseline {

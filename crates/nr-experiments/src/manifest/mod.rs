@@ -2,6 +2,7 @@
 //! and output. Every table denies unknown keys, so a typo is an error naming the key and its line.
 
 mod overrides;
+pub mod validate;
 
 use std::path::{Path, PathBuf};
 
@@ -226,39 +227,48 @@ fn default_teacher_batch() -> usize {
 }
 
 /// The head of a manifest: `nr_head::HeadConfig` without the widths, which come from the models.
+/// `kind` is required; the other keys default as `HeadConfig::new` does.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct HeadSpec {
     /// `linear`, `mlp` or `mapper`.
     pub kind: HeadKind,
     /// MLP hidden width, or the mapper's feed-forward width. Unused by `linear`.
+    #[serde(default = "head_defaults::hidden")]
     pub hidden: usize,
     /// Dropout probability of the MLP and inside the mapper. Unused by `linear`.
+    #[serde(default)]
     pub dropout: f64,
     /// LayerNorm on the head's input.
+    #[serde(default)]
     pub input_layernorm: bool,
     /// Transformer blocks of the mapper.
+    #[serde(default = "head_defaults::mapper_layers")]
     pub mapper_layers: usize,
     /// Attention heads of the mapper; must divide the mapper width.
+    #[serde(default = "head_defaults::mapper_heads")]
     pub mapper_heads: usize,
     /// Model width of the mapper (the teacher's dimension when absent).
+    #[serde(default)]
     pub mapper_width: Option<usize>,
+    #[serde(default)]
     pub mapper_pooling: MapperPooling,
 }
 
-impl Default for HeadSpec {
-    fn default() -> Self {
-        let c = HeadConfig::new(HeadKind::Linear, 1, 1);
-        Self {
-            kind: c.kind,
-            hidden: c.hidden,
-            dropout: c.dropout,
-            input_layernorm: c.input_layernorm,
-            mapper_layers: c.mapper_layers,
-            mapper_heads: c.mapper_heads,
-            mapper_width: c.mapper_width,
-            mapper_pooling: c.mapper_pooling,
-        }
+mod head_defaults {
+    use nr_head::{HeadConfig, HeadKind};
+
+    fn config() -> HeadConfig {
+        HeadConfig::new(HeadKind::Linear, 1, 1)
+    }
+    pub fn hidden() -> usize {
+        config().hidden
+    }
+    pub fn mapper_layers() -> usize {
+        config().mapper_layers
+    }
+    pub fn mapper_heads() -> usize {
+        config().mapper_heads
     }
 }
 
@@ -308,9 +318,26 @@ pub enum LossTerm {
 }
 
 /// A trec_eval metric name that nr-eval computes (`recall_10`, `mrr_10`, `ndcg_cut_3`, ...).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(into = "String")]
 pub struct MetricName(String);
+
+impl<'de> Deserialize<'de> for MetricName {
+    /// Checked while the value is read, so a TOML error points at the name itself.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Name;
+        impl serde::de::Visitor<'_> for Name {
+            type Value = MetricName;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a trec_eval metric name")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<MetricName, E> {
+                MetricName::try_from(v.to_string()).map_err(E::custom)
+            }
+        }
+        d.deserialize_str(Name)
+    }
+}
 
 impl TryFrom<String> for MetricName {
     type Error = String;
@@ -332,6 +359,16 @@ impl From<MetricName> for String {
 impl MetricName {
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// How deep the metric reads a ranking (`None`: the whole list, as `map` and `recip_rank`).
+    pub fn cutoff(&self) -> Option<usize> {
+        use nr_eval::Metric;
+        match Metric::parse(&self.0).ok()? {
+            Metric::Recall(k) | Metric::Precision(k) | Metric::NdcgCut(k) => Some(k),
+            Metric::Mrr(k) if k != usize::MAX => Some(k),
+            _ => None,
+        }
     }
 
     /// A short label for tables: `R@10`, `MRR@10`, `NDCG@3`, `P@5`, else the name itself.
@@ -593,15 +630,117 @@ impl Manifest {
         Ok(manifest)
     }
 
-    /// The checks of values that parse but make no sense, each naming its key.
+    /// The checks of values that parse but make no sense (a zero batch, a negative or NaN rate, a
+    /// metric cut deeper than the retrieved lists, ...), each naming its key. Shared by
+    /// `nr validate` and `nr run`, before anything is read or computed.
     pub fn check(&self) -> std::result::Result<(), String> {
         self.head.check()?;
         self.lexicon.check()?;
-        if self.losses.use_terms.is_empty() {
+        let (d, b, l, t, e) = (
+            &self.data,
+            &self.backbone,
+            &self.losses,
+            &self.training,
+            &self.evaluation,
+        );
+        let positive_counts = [
+            ("data.max_train_turns", d.max_train_turns.unwrap_or(1)),
+            ("data.max_eval_turns", d.max_eval_turns.unwrap_or(1)),
+            ("data.max_passages", d.max_passages.unwrap_or(1)),
+            ("backbone.pool_k", b.pool_k),
+            ("backbone.max_prompt_tokens", b.max_prompt_tokens),
+            ("backbone.max_new_tokens", b.max_new_tokens),
+            ("backbone.batch_size", b.batch_size),
+            ("teacher.batch_size", self.teacher.batch_size),
+            ("losses.top_k", l.top_k),
+            ("training.batch_size", t.batch_size),
+            ("training.patience", t.patience),
+            ("evaluation.depth", e.depth),
+            ("evaluation.bootstrap", e.bootstrap),
+            ("evaluation.permutations", e.permutations),
+        ];
+        for (key, v) in positive_counts {
+            if v == 0 {
+                return Err(format!("{key}: must be at least 1"));
+            }
+        }
+        let positive = [
+            ("losses.temperature", l.temperature as f64),
+            (
+                "losses.rank_temperature_student",
+                l.rank_temperature_student as f64,
+            ),
+            (
+                "losses.rank_temperature_teacher",
+                l.rank_temperature_teacher as f64,
+            ),
+            ("training.lr", t.lr),
+            ("training.grad_clip", t.grad_clip.unwrap_or(1.0) as f64),
+        ];
+        for (key, v) in positive {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(format!("{key}: must be a positive number, got {v}"));
+            }
+        }
+        let non_negative = [
+            ("losses.align_weight", l.align_weight as f64),
+            ("losses.contrastive_weight", l.contrastive_weight as f64),
+            ("losses.rank_weight", l.rank_weight as f64),
+            (
+                "losses.false_negative_margin",
+                l.false_negative_margin.unwrap_or(0.0) as f64,
+            ),
+            ("training.weight_decay", t.weight_decay as f64),
+        ];
+        for (key, v) in non_negative {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(format!("{key}: must be a non-negative number, got {v}"));
+            }
+        }
+        if !(0.0..=1.0).contains(&t.warmup_ratio) {
+            return Err(format!(
+                "training.warmup_ratio: must be in [0, 1], got {}",
+                t.warmup_ratio
+            ));
+        }
+        if b.layers.is_empty() {
+            return Err("backbone.layers: needs at least one layer".into());
+        }
+        if l.use_terms.is_empty() {
             return Err("losses.use_terms: needs at least one loss term".into());
         }
-        if self.evaluation.metrics.is_empty() {
+        if t.init == HeadInit::Random && t.epochs == 0 {
+            return Err(
+                "training.epochs: 0 trains nothing from a random start (only `init = \"ridge\"` may skip training)"
+                    .into(),
+            );
+        }
+        if t.init == HeadInit::Ridge {
+            if t.ridge_lambdas.is_empty() {
+                return Err("training.ridge_lambdas: needs at least one penalty".into());
+            }
+            if let Some(v) = t
+                .ridge_lambdas
+                .iter()
+                .find(|v| !(v.is_finite() && **v > 0.0))
+            {
+                return Err(format!(
+                    "training.ridge_lambdas: {v} is not a positive penalty"
+                ));
+            }
+        }
+        if e.metrics.is_empty() {
             return Err("evaluation.metrics: needs at least one metric".into());
+        }
+        for m in &e.metrics {
+            if let Some(k) = m.cutoff()
+                && k > e.depth
+            {
+                return Err(format!(
+                    "evaluation.metrics: {m} reads the top {k} but evaluation.depth retrieves {}",
+                    e.depth
+                ));
+            }
         }
         Ok(())
     }
@@ -653,5 +792,90 @@ mod tests {
             );
             assert!(!err.contains('\n'), "{err}");
         }
+    }
+
+    /// The quickstart manifest with `from` replaced by `to`, written to a temporary file; the
+    /// error of loading it.
+    fn load_error(from: &str, to: &str) -> String {
+        let text = std::fs::read_to_string(quickstart()).unwrap();
+        assert!(text.contains(from), "{from}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("typo.toml");
+        std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+        Manifest::load(&path, &[]).unwrap_err().to_string()
+    }
+
+    /// `file:line:col` of the first occurrence of `needle` in the quickstart manifest after edit.
+    fn position(from: &str, to: &str, needle: &str) -> String {
+        let text = std::fs::read_to_string(quickstart())
+            .unwrap()
+            .replacen(from, to, 1);
+        let at = text.find(needle).unwrap();
+        let line = text[..at].matches('\n').count() + 1;
+        let col = at - text[..at].rfind('\n').map_or(0, |i| i + 1) + 1;
+        format!("typo.toml:{line}:{col}:")
+    }
+
+    #[test]
+    fn a_typo_in_any_typed_value_is_an_error_at_its_line_and_column() {
+        for (from, to, bad) in [
+            // A loss term, a head kind, an alignment kind, a metric name.
+            (
+                "use_terms = [\"align\", \"contrastive\", \"rank\"]",
+                "use_terms = [\"align\", \"contrastiv\", \"rank\"]",
+                "\"contrastiv\"",
+            ),
+            ("kind = \"linear\"", "kind = \"linaer\"", "\"linaer\""),
+            (
+                "[losses]\n",
+                "[losses]\nalign_kind = \"cosin\"\n",
+                "\"cosin\"",
+            ),
+            (
+                "[evaluation]\n",
+                "[evaluation]\nmetrics = [\"recall_10\", \"mrr10\"]\n",
+                "\"mrr10\"",
+            ),
+        ] {
+            let err = load_error(from, to);
+            let at = position(from, to, bad);
+            assert!(err.contains(&at), "{bad}: expected {at} in: {err}");
+            assert!(err.contains(bad.trim_matches('"')), "{err}");
+            assert!(!err.contains('\n'), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_typo_in_a_key_is_an_error_at_its_line_and_column() {
+        for (from, to, bad) in [
+            ("kind = \"linear\"", "knd = \"linear\"", "knd"),
+            ("[losses]\n", "[losses]\nalign_knd = \"mse\"\n", "align_knd"),
+        ] {
+            let err = load_error(from, to);
+            let at = position(from, to, bad);
+            assert!(err.contains(&at) && err.contains(bad), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn typed_values_parse_and_out_of_range_head_values_name_their_key() {
+        let m = Manifest::load(&quickstart(), &[]).unwrap();
+        assert_eq!(m.head.kind, HeadKind::Linear);
+        assert_eq!(m.losses.align_kind, AlignmentKind::Cosine);
+        assert_eq!(
+            m.losses.use_terms,
+            vec![LossTerm::Align, LossTerm::Contrastive, LossTerm::Rank]
+        );
+        assert_eq!(m.evaluation.metrics[1].label(), "MRR@10");
+        let err = load_error("kind = \"linear\"", "kind = \"mlp\"\ndropout = 1.5").to_string();
+        assert!(
+            err.contains("typo.toml") && err.contains("head.dropout"),
+            "{err}"
+        );
+        let err = load_error(
+            "use_terms = [\"align\", \"contrastive\", \"rank\"]",
+            "use_terms = []",
+        );
+        assert!(err.contains("losses.use_terms"), "{err}");
     }
 }

@@ -1,9 +1,12 @@
 //! Stage outputs kept in the content-addressed tensor cache of nr-data, so a re-run or an
 //! ablation recomputes only what its settings change.
 
+use std::path::Path;
+
 use anyhow::{Context, Result};
 use nr_data::{CacheKey, CachedTensor, StorageDtype, TensorCache, TensorSet};
 
+use crate::atomic_file::write_atomic;
 use crate::native::HeadInputs;
 use crate::vectors::Vectors;
 
@@ -51,6 +54,57 @@ pub fn head_inputs(
         cache.get_or_build(key, StorageDtype::F32, make)?
     };
     set_to_inputs(&set)
+}
+
+/// `<path>.sha256`: the checksum of a cached text file.
+fn checksum_path(path: &Path) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".sha256");
+    name.into()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// Cached texts (generated rewrites) at `path` when they are intact and `expected` long: a file
+/// whose checksum (`<path>.sha256`) disagrees, or that does not parse, is reported and ignored, so
+/// the caller recomputes it. A file from before checksums were kept is trusted once and its
+/// checksum recorded.
+pub fn read_texts(path: &Path, expected: usize) -> Option<Vec<String>> {
+    let bytes = std::fs::read(path).ok()?;
+    let digest = sha256_hex(&bytes);
+    match std::fs::read_to_string(checksum_path(path)) {
+        Ok(recorded) if recorded.trim() != digest => {
+            tracing::warn!(
+                "{}: its checksum does not match (edited or corrupt): recomputing",
+                path.display()
+            );
+            return None;
+        }
+        Ok(_) => {}
+        Err(_) => {
+            if let Err(e) = write_atomic(&checksum_path(path), digest.as_bytes()) {
+                tracing::warn!("{e:#}");
+            }
+        }
+    }
+    let texts: Vec<String> = match serde_json::from_slice(&bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!("{}: not a list of texts ({e}): recomputing", path.display());
+            return None;
+        }
+    };
+    (texts.len() == expected).then_some(texts)
+}
+
+/// Writes texts to `path` and their checksum beside them, each atomically (the texts first).
+pub fn write_texts(path: &Path, texts: &[String]) -> Result<()> {
+    let bytes = serde_json::to_vec(texts)?;
+    write_atomic(path, &bytes)?;
+    write_atomic(&checksum_path(path), sha256_hex(&bytes).as_bytes())
 }
 
 fn store(cache: &TensorCache, key: &CacheKey, set: TensorSet) -> Result<TensorSet> {
@@ -107,5 +161,24 @@ mod tests {
         let again =
             head_inputs(&cache, &key, false, || panic!("must come from the cache")).unwrap();
         assert_eq!(again, x);
+    }
+
+    #[test]
+    fn cached_texts_are_read_back_only_while_their_checksum_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.rewrites.json");
+        let texts = vec!["who wrote dune".to_string(), "when".to_string()];
+        write_texts(&path, &texts).unwrap();
+        assert_eq!(read_texts(&path, 2), Some(texts.clone()));
+        assert_eq!(read_texts(&path, 3), None, "another number of turns");
+        // An edit that is still valid JSON is refused.
+        std::fs::write(&path, r#"["who wrote dune","where"]"#).unwrap();
+        assert_eq!(read_texts(&path, 2), None);
+        // A file without a checksum (written before checksums) is trusted once and gets one.
+        std::fs::remove_file(checksum_path(&path)).unwrap();
+        assert!(read_texts(&path, 2).is_some());
+        assert!(checksum_path(&path).is_file());
+        std::fs::write(&path, r#"["edited","again"]"#).unwrap();
+        assert_eq!(read_texts(&path, 2), None);
     }
 }

@@ -2,10 +2,9 @@
 
 use std::collections::HashSet;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use nr_data::{
-    Passage, PassageReader, QreccTurn, Qrels, corpus_sentence_turns, read_qrecc_turns,
-    standalone_rewrite_turns,
+    Passage, QreccTurn, Qrels, corpus_sentence_turns, read_qrecc_turns, standalone_rewrite_turns,
 };
 
 use crate::manifest::DataSpec;
@@ -140,29 +139,28 @@ pub fn gold_ids(split: &Split) -> impl Iterator<Item = &str> {
 /// The collection, or with `max_passages` a subset holding every gold passage of the kept turns
 /// followed by the first other passages in file order.
 fn read_passages(spec: &DataSpec, splits: &[&Split]) -> Result<Vec<Passage>> {
-    let reader = PassageReader::open(&spec.passages)?;
-    let Some(limit) = spec.max_passages else {
-        return reader
-            .collect::<Result<Vec<_>, _>>()
-            .with_context(|| spec.passages.display().to_string());
-    };
     let gold: HashSet<String> = splits
         .iter()
         .flat_map(|s| gold_ids(s))
         .map(str::to_string)
         .collect();
+    let limit = spec.max_passages.unwrap_or(usize::MAX);
     let mut kept = Vec::new();
     let mut others = Vec::new();
-    for p in reader {
-        let p = p?;
-        if gold.contains(&p.id) {
+    nr_data::read_unique_passages(&spec.passages, |p| {
+        if spec.max_passages.is_none() || gold.contains(&p.id) {
             kept.push(p);
         } else if others.len() < limit {
             others.push(p);
         }
-    }
+    })?;
     let room = limit.saturating_sub(kept.len());
     kept.extend(others.into_iter().take(room));
+    anyhow::ensure!(
+        !kept.is_empty(),
+        "{}: the collection holds no passages",
+        spec.passages.display()
+    );
     Ok(kept)
 }
 
@@ -171,10 +169,8 @@ mod tests {
     use super::*;
 
     fn spec(extra: &str) -> DataSpec {
-        let dir = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../../shared/data/qrecc-offline"
-        );
+        let dir = nr_data::shared_path("data/qrecc-offline");
+        let dir = dir.display();
         let text = format!(
             r#"train = "{dir}/qrecc_train.json"
             extra_train = ["{dir}/qrecc_train_rewrites_only.json"]

@@ -7,7 +7,7 @@ use burn::tensor::Device;
 use nr_head::{Head, HeadConfig, HeadMeta};
 
 use super::evaluate::SystemVectors;
-use super::{Experiment, RunOptions, Stage, targets};
+use super::{Experiment, RunOptions, targets};
 use crate::latency::LATENCY_SAMPLE;
 use crate::manifest::{HeadInit, TrainingSpec};
 use crate::native::{
@@ -94,9 +94,6 @@ pub fn train_native(
         .context("[head]")?;
     let meta = head_meta(ctx);
     let dir = m.output.join("training");
-    if opts.force.contains(&Stage::Train) && dir.exists() {
-        std::fs::remove_dir_all(&dir)?;
-    }
     let data = FitData {
         train_x: &train_x,
         train_y: &train_y,

@@ -70,6 +70,84 @@ fn checkpoint_paths(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     )
 }
 
+/// The optimizer's state is keyed by parameter ids, which a head loaded from disk does not have:
+/// the checkpoint keeps the ids (in the module's visit order) and [`restore_param_ids`] gives them
+/// back to the reloaded head, so the restored Adam moments apply to their own parameters.
+fn param_ids_path(dir: &Path) -> PathBuf {
+    dir.join("checkpoint-param-ids.json")
+}
+
+/// Gives the parameters of `module`, in visit order, the ids `ids`.
+struct RestoreIds {
+    ids: std::collections::VecDeque<u64>,
+}
+
+impl burn::module::ModuleMapper for RestoreIds {
+    fn map_float<const D: usize>(
+        &mut self,
+        param: burn::module::Param<burn::tensor::Tensor<D>>,
+    ) -> burn::module::Param<burn::tensor::Tensor<D>> {
+        let (id, value, mapper) = param.consume();
+        let id = self.ids.pop_front().map_or(id, burn::module::ParamId::from);
+        burn::module::Param::from_mapped_value(id, value, mapper)
+    }
+}
+
+/// The head with the parameter ids saved at `path` (refusing a list of another length).
+fn restore_param_ids(head: Head, path: &Path) -> Result<Head> {
+    let ids: Vec<u64> = serde_json::from_slice(
+        &std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?,
+    )
+    .with_context(|| format!("{}: not a list of parameter ids", path.display()))?;
+    let count = burn::module::list_param_ids(&head).len();
+    if ids.len() != count {
+        bail!(
+            "{}: {} parameter ids for a head of {count} parameters",
+            path.display(),
+            ids.len()
+        );
+    }
+    Ok(head.map(&mut RestoreIds { ids: ids.into() }))
+}
+
+/// The ids of the head's parameters in visit order.
+fn param_ids(head: &Head) -> Vec<u64> {
+    burn::module::list_param_ids(head)
+        .iter()
+        .map(|id| id.val())
+        .collect()
+}
+
+/// The seed of epoch `epoch`'s randomness (batch order, dropout): a function of the training seed
+/// and the epoch only, so a resumed run draws what the uninterrupted run drew.
+fn epoch_seed(seed: u64, epoch: usize) -> u64 {
+    seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9)
+}
+
+/// Keeps the lines of the step log up to `step` (a killed run may have logged steps past its last
+/// checkpoint, which the resumed run logs again); returns the log opened for appending.
+fn step_log(path: &Path, keep_through: Option<usize>) -> Result<std::fs::File> {
+    let kept = match keep_through {
+        None => String::new(),
+        Some(step) => std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| {
+                serde_json::from_str::<serde_json::Value>(l)
+                    .ok()
+                    .and_then(|v| v["step"].as_u64())
+                    .is_some_and(|s| s as usize <= step)
+            })
+            .map(|l| format!("{l}\n"))
+            .collect(),
+    };
+    write_atomic(path, kept.as_bytes())?;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .with_context(|| path.display().to_string())
+}
+
 /// The progress bar's message: every loss term of the last step and the epoch's examples/s.
 fn progress_message(terms: &BTreeMap<String, f32>, examples_per_sec: f64) -> String {
     let losses: Vec<String> = terms
@@ -148,7 +226,7 @@ pub fn fit(
     let (mut head, mut state) = if resume && ckpt_state.is_file() {
         let state: TrainState = serde_json::from_slice(&std::fs::read(&ckpt_state)?)
             .with_context(|| ckpt_state.display().to_string())?;
-        let head = Head::load(&ckpt_head, meta, &ad)?;
+        let head = restore_param_ids(Head::load(&ckpt_head, meta, &ad)?, &param_ids_path(dir))?;
         let record = burn::optim::OptimizerRecord::load(&ckpt_optim)
             .map_err(|e| anyhow::anyhow!("{}: {e:?}", ckpt_optim.display()))?;
         optim = optim.load_record(record);
@@ -187,10 +265,8 @@ pub fn fit(
     let steps_per_epoch = n.div_ceil(training.batch_size.max(1));
     let total = steps_per_epoch * training.epochs;
     let warmup = ((total as f64) * training.warmup_ratio).round() as usize;
-    let mut log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("steps.jsonl"))?;
+    let resumed = resume && state.step > 0;
+    let mut log = step_log(&dir.join("steps.jsonl"), resumed.then_some(state.step))?;
     let bar = crate::progress::progress(total - state.step.min(total), "training", true);
     let mut best = if (state.best_epoch > 0 || init.is_some())
         && dir.join("best-head.safetensors").is_file()
@@ -200,10 +276,10 @@ pub fn fit(
         None
     };
     while state.epoch < training.epochs {
+        let seed = epoch_seed(training.seed, state.epoch);
         let mut order: Vec<usize> = (0..n).collect();
-        order.shuffle(&mut StdRng::seed_from_u64(
-            training.seed ^ (state.epoch as u64 + 1).wrapping_mul(0x9E37_79B9),
-        ));
+        order.shuffle(&mut StdRng::seed_from_u64(seed));
+        ad.seed(seed);
         let start = Instant::now();
         let mut sums: BTreeMap<String, f64> = BTreeMap::new();
         for (b, rows) in order.chunks(training.batch_size.max(1)).enumerate() {
@@ -264,6 +340,10 @@ pub fn fit(
         }
         // Checkpoint: head, optimizer, state; each written atomically, the state last.
         head.valid().save(&ckpt_head, meta)?;
+        write_atomic(
+            &param_ids_path(dir),
+            serde_json::to_string(&param_ids(&head))?.as_bytes(),
+        )?;
         let bytes = optim
             .to_record()
             .into_bytes()

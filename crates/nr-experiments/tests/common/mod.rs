@@ -1,7 +1,7 @@
 //! Paths and the `nr` program, shared by the command-line tests.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// The repository root.
@@ -9,15 +9,9 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// A file of `../shared` (beside the checkout), which must exist.
+/// A file of the shared folder (`nr_data::shared_path`), which must exist.
 pub fn shared(path: &str) -> PathBuf {
-    let p = root().join("../shared").join(path);
-    assert!(
-        p.exists(),
-        "{} is missing (the shared data sits beside the checkout)",
-        p.display()
-    );
-    p
+    nr_data::shared_path(path)
 }
 
 /// A file of the offline QReCC benchmark, as a string for manifests and arguments.
@@ -71,4 +65,68 @@ pub fn offline_overrides(dir: &std::path::Path) -> Vec<String> {
     sets.into_iter()
         .flat_map(|s| ["--set".to_string(), s])
         .collect()
+}
+
+/// A tiny manifest over the offline benchmark (24 training turns, 10 dev and test turns, 150
+/// passages) with outputs and caches under `dir`, written to `dir/tiny.toml`.
+pub fn tiny_manifest(dir: &Path) -> PathBuf {
+    let text = format!(
+        r#"name = "tiny"
+output = "{out}"
+cache = "{cache}"
+
+[data]
+train = "{train}"
+dev = "{dev}"
+test = "{test}"
+passages = "{passages}"
+qrels_train = "{qtrain}"
+qrels_dev = "{qdev}"
+qrels_test = "{qtest}"
+max_train_turns = 24
+max_eval_turns = 10
+max_passages = 150
+
+[backbone]
+path = "{llm}"
+layers = [15, "last"]
+pool = "last"
+max_prompt_tokens = 256
+max_new_tokens = 12
+
+[teacher]
+path = "{teacher}"
+
+[head]
+kind = "mlp"
+hidden = 64
+
+[losses]
+top_k = 8
+
+[training]
+batch_size = 8
+epochs = 2
+seed = 3
+
+[evaluation]
+bootstrap = 200
+permutations = 200
+per_source = true
+"#,
+        out = dir.join("out").display(),
+        cache = dir.join("cache").display(),
+        train = shared_data("qrecc_train.json"),
+        dev = shared_data("qrecc_dev.json"),
+        test = shared_data("qrecc_test.json"),
+        passages = shared_data("passages.jsonl"),
+        qtrain = shared_data("qrels_train.txt"),
+        qdev = shared_data("qrels_dev.txt"),
+        qtest = shared_data("qrels_test.txt"),
+        llm = model("SmolLM2-135M-Instruct.Q4_1.gguf"),
+        teacher = model("all-MiniLM-L6-v2"),
+    );
+    let path = dir.join("tiny.toml");
+    std::fs::write(&path, text).unwrap();
+    path
 }

@@ -34,6 +34,16 @@ pub struct GenerateArgs {
 pub fn run(args: GenerateArgs) -> Result<()> {
     let device = parse_device(args.device.as_deref())?;
     let messages = read_chat_file(&args.chat)?;
+    anyhow::ensure!(
+        args.temperature.is_finite() && args.temperature >= 0.0,
+        "--temperature: must be 0 (greedy) or a positive number, got {}",
+        args.temperature
+    );
+    anyhow::ensure!(
+        args.top_p > 0.0 && args.top_p <= 1.0,
+        "--top-p: must be in (0, 1], got {}",
+        args.top_p
+    );
     let llm = Llm::load(&args.model, &device)?;
     let ids = llm.chat_ids(&messages)?;
     let sampling = if args.temperature > 0.0 {

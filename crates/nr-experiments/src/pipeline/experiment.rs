@@ -1,0 +1,222 @@
+//! What every stage of a run shares: the manifest, the data, the models, the cache, and the
+//! cached LLM-side stages (hidden-state features, generated rewrites).
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use burn::tensor::Device;
+use nr_backbone::llama::Llm;
+use nr_backbone::teacher::TeacherEncoder;
+use nr_data::{CacheKeyBuilder, QreccTurn, TensorCache, file_sha256};
+
+use super::cached;
+use super::dataset::{ExperimentData, Split};
+use super::teacher_side::Teacher;
+use crate::manifest::{HiddenSource, Manifest, QueryTokensTrain};
+use crate::native::{FeatureSpec, HeadInputs, conversations};
+
+/// Stages that `--force` can redo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Stage {
+    Corpus,
+    Hidden,
+    Rewrites,
+    Train,
+}
+
+/// Options of one run besides the manifest.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub force: BTreeSet<Stage>,
+    /// Continue an interrupted training from its last checkpoint.
+    pub resume: bool,
+}
+
+/// Everything loaded once per run.
+pub struct Experiment {
+    pub manifest: Manifest,
+    pub device: Device,
+    pub cache: TensorCache,
+    pub data: ExperimentData,
+    pub llm: Llm,
+    pub llm_hash: String,
+    pub teacher: Teacher,
+    /// What the native encoder reads of the LLM (the manifest's backbone settings, layers resolved).
+    pub features: FeatureSpec,
+}
+
+/// Hash of a model: the file itself, or the weights of an HF folder.
+pub fn model_hash(path: &Path) -> Result<String> {
+    let file = if path.is_dir() {
+        let single = path.join("model.safetensors");
+        if single.is_file() {
+            single
+        } else {
+            path.join("model.safetensors.index.json")
+        }
+    } else {
+        path.to_path_buf()
+    };
+    Ok(file_sha256(&file)?)
+}
+
+impl Experiment {
+    pub fn load(manifest: Manifest) -> Result<Self> {
+        let device = crate::device::parse_device(manifest.device.as_deref())?;
+        let start = Instant::now();
+        let data = ExperimentData::load(&manifest.data)?;
+        tracing::info!(
+            "data: {} train, {} dev, {} test turns, {} passages",
+            data.train.turns.len(),
+            data.dev.turns.len(),
+            data.test.turns.len(),
+            data.passages.len()
+        );
+        let llm = Llm::load(&manifest.backbone.path, &device)?;
+        let llm_hash = model_hash(&manifest.backbone.path)?;
+        let encoder = TeacherEncoder::load(&manifest.teacher.path, &device)?;
+        let teacher = Teacher {
+            encoder,
+            weights_hash: model_hash(&manifest.teacher.path)?,
+            batch_size: manifest.teacher.batch_size,
+        };
+        let features = manifest.backbone.feature_spec(llm.num_layers())?;
+        // The head's settings against the models' widths, before any stage runs.
+        manifest
+            .head
+            .config(
+                llm.hidden_size(),
+                teacher.encoder.dim(),
+                features.layers.len(),
+            )
+            .with_context(|| format!("{}: [head]", manifest.name))?;
+        tracing::info!("models loaded in {:.1}s", start.elapsed().as_secs_f64());
+        let cache = TensorCache::new(&manifest.cache);
+        Ok(Self {
+            manifest,
+            device,
+            cache,
+            data,
+            llm,
+            llm_hash,
+            teacher,
+            features,
+        })
+    }
+
+    /// A cache key of kind `kind` bound to this run's LLM weights.
+    pub(super) fn llm_key(&self, kind: &str) -> CacheKeyBuilder {
+        CacheKeyBuilder::new(kind).model_hash(&self.llm_hash)
+    }
+
+    /// Rewrite prompts of turns (generate-then-encode and `query_tokens`).
+    pub fn rewrite_prompts(&self, turns: &[QreccTurn]) -> Result<Vec<Vec<u32>>> {
+        self.features
+            .rewrite_prompts(&self.llm, &conversations(turns))
+    }
+
+    /// Head inputs of a split's turns from the configured source, each of its parts cached apart.
+    pub fn head_inputs(&self, split: &Split, opts: &RunOptions) -> Result<HeadInputs> {
+        let parts = split
+            .part_turns()
+            .into_iter()
+            .map(|turns| self.part_head_inputs(split.name, turns, opts))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(HeadInputs::concat(parts))
+    }
+
+    /// Head inputs of one cached part of split `name`, keyed by the prompts (and queries) read.
+    fn part_head_inputs(
+        &self,
+        name: &str,
+        turns: &[QreccTurn],
+        opts: &RunOptions,
+    ) -> Result<HeadInputs> {
+        let b = &self.manifest.backbone;
+        let f = &self.features;
+        let convs = conversations(turns);
+        let prompts = f.source_prompts(&self.llm, &convs)?;
+        let queries = match f.source {
+            HiddenSource::Context => None,
+            HiddenSource::QueryTokens
+                if name == "train" && b.query_tokens_train == QueryTokensTrain::HumanRewrite =>
+            {
+                Some(turns.iter().map(|t| t.rewrite.clone()).collect::<Vec<_>>())
+            }
+            HiddenSource::QueryTokens => Some(self.rewrites(name, turns, opts)?),
+        };
+        let (kind, inputs): (&str, Vec<String>) = match &queries {
+            None => (
+                "llm-context-features",
+                prompts.iter().map(|p| format!("{p:?}")).collect(),
+            ),
+            Some(q) => (
+                "llm-query-token-features",
+                prompts
+                    .iter()
+                    .zip(q)
+                    .map(|(p, q)| format!("{p:?}{q}"))
+                    .collect(),
+            ),
+        };
+        let mut key = self
+            .llm_key(kind)
+            .inputs(inputs.iter().map(String::as_str))
+            .setting("layers", format!("{:?}", f.layers))
+            .setting("pool", format!("{:?}", f.pool));
+        if f.source == HiddenSource::Context {
+            key = key.setting("pool_k", f.pool_k);
+        }
+        cached::head_inputs(
+            &self.cache,
+            &key.finish(),
+            opts.force.contains(&Stage::Hidden),
+            || {
+                tracing::info!("{name}: hidden states of {} turns", turns.len());
+                f.features(&self.llm, &convs, queries.as_deref(), b.batch_size, true)
+            },
+        )
+    }
+
+    /// The LLM's standalone query for each turn of a split (generate-then-encode, and what the
+    /// `query_tokens` head reads at test time), cached as JSON.
+    pub fn rewrites(
+        &self,
+        name: &str,
+        turns: &[QreccTurn],
+        opts: &RunOptions,
+    ) -> Result<Vec<String>> {
+        let b = &self.manifest.backbone;
+        let prompts = self.rewrite_prompts(turns)?;
+        let key = self
+            .llm_key("llm-rewrite-texts")
+            .inputs(
+                prompts
+                    .iter()
+                    .map(|p| format!("{p:?}"))
+                    .collect::<Vec<_>>()
+                    .iter()
+                    .map(String::as_str),
+            )
+            .setting("max_new_tokens", b.max_new_tokens)
+            .finish();
+        let path = self.manifest.cache.join(format!("{key}.rewrites.json"));
+        if !opts.force.contains(&Stage::Rewrites)
+            && let Some(queries) = cached::read_texts(&path, prompts.len())
+        {
+            return Ok(queries);
+        }
+        tracing::info!(
+            "{name}: generating {} rewrites into {}",
+            prompts.len(),
+            path.display()
+        );
+        let queries =
+            self.features
+                .generate_queries(&self.llm, &conversations(turns), b.batch_size, true)?;
+        cached::write_texts(&path, &queries)?;
+        Ok(queries)
+    }
+}

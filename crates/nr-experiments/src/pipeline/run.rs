@@ -1,0 +1,150 @@
+//! `nr run` of one manifest: every stage in order, then the report.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+use super::experiment::{Experiment, RunOptions, Stage};
+use super::{evaluate, native_head, report};
+use crate::atomic_file::write_atomic;
+use crate::manifest::Manifest;
+use crate::vectors::Vectors;
+
+/// Runs a manifest end to end and returns the path of its report.
+pub fn run(manifest: Manifest, opts: &RunOptions) -> Result<PathBuf> {
+    if opts.resume && opts.force.contains(&Stage::Train) {
+        bail!("--resume continues a training and --force train starts it over: choose one");
+    }
+    let problems = crate::manifest::validate::problems(&manifest);
+    if let Some(first) = problems.first() {
+        bail!(
+            "{first}{}",
+            match problems.len() {
+                1 => String::new(),
+                n => format!(" (and {} more problems: run `nr validate`)", n - 1),
+            }
+        );
+    }
+    let out_dir = manifest.output.clone();
+    prepare_output(&out_dir, &manifest, opts.resume)?;
+    let ctx = Experiment::load(manifest)?;
+    let passages = ctx.teacher.passage_index(
+        &ctx.data.passages,
+        &ctx.cache,
+        opts.force.contains(&Stage::Corpus),
+    )?;
+    let systems = evaluate::baseline_systems(&ctx, opts)?;
+    let native = native_head::train_native(&ctx, &passages, opts)?;
+    let native_names: Vec<String> = native.vectors.keys().cloned().collect();
+    let mut all: BTreeMap<String, Vectors> = systems.vectors;
+    all.extend(native.vectors);
+    let mut latency = systems.latency;
+    latency.extend(native.latency);
+    let mut latency_samples = systems.latency_samples;
+    latency_samples.extend(native.latency_samples);
+    let results = evaluate::score_systems(&ctx, &passages, &all)?;
+    let measured = report::Measured {
+        results: &results,
+        latency: &latency,
+        latency_samples: &latency_samples,
+        native: &native_names,
+        cos_to_rewrite: evaluate::fidelity(&all, "human_rewrite"),
+        agreement_with_gte: evaluate::agreement_with_gte(&results, &ctx.data.test.qrels),
+    };
+    report::write(&ctx, &out_dir, &measured)
+}
+
+/// What a run writes besides the resolved manifest; a new run clears them first, so a folder never
+/// holds results of another configuration beside its manifest (`metrics.json` first: a clearing
+/// that stops half way leaves no result).
+const RUN_OUTPUTS: [&str; 5] = ["metrics.json", "report.md", "runs", "head", "training"];
+
+/// Keys a resumed run may change: how long training goes on, and where caches live.
+const RESUMABLE_CHANGES: [&str; 3] = ["training.epochs", "training.patience", "cache"];
+
+/// Readies the output folder: a new run clears the outputs of any earlier one; a resumed run keeps
+/// them but refuses settings other than those of the run it continues (naming the keys).
+fn prepare_output(dir: &Path, manifest: &Manifest, resume: bool) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
+    let path = dir.join("manifest.resolved.toml");
+    let resolved = toml::to_string_pretty(manifest)?;
+    if resume {
+        if let Ok(before) = std::fs::read_to_string(&path) {
+            let refused: Vec<String> = changed_keys(&before, &resolved)?
+                .into_iter()
+                .filter(|k| !RESUMABLE_CHANGES.contains(&k.as_str()))
+                .collect();
+            if !refused.is_empty() {
+                bail!(
+                    "{}: --resume with other settings than the run it continues ({} differ); run without --resume to start over",
+                    path.display(),
+                    refused.join(", ")
+                );
+            }
+        }
+    } else {
+        for name in RUN_OUTPUTS {
+            let p = dir.join(name);
+            let removed = if p.is_dir() {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
+            match removed {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(e).with_context(|| format!("{}: cannot clear", p.display()));
+                }
+                _ => {}
+            }
+        }
+    }
+    write_atomic(&path, resolved.as_bytes())
+}
+
+/// The dotted keys whose values differ between two resolved manifests.
+fn changed_keys(a: &str, b: &str) -> Result<Vec<String>> {
+    fn flatten(prefix: &str, v: &toml::Value, out: &mut BTreeMap<String, String>) {
+        match v {
+            toml::Value::Table(t) => {
+                for (k, v) in t {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    flatten(&key, v, out);
+                }
+            }
+            other => {
+                out.insert(prefix.to_string(), other.to_string());
+            }
+        }
+    }
+    let (mut fa, mut fb) = (BTreeMap::new(), BTreeMap::new());
+    flatten("", &toml::from_str::<toml::Value>(a)?, &mut fa);
+    flatten("", &toml::from_str::<toml::Value>(b)?, &mut fb);
+    let keys: BTreeSet<&String> = fa.keys().chain(fb.keys()).collect();
+    Ok(keys
+        .into_iter()
+        .filter(|k| fa.get(*k) != fb.get(*k))
+        .cloned()
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changed_keys_are_named_by_their_dotted_path() {
+        let a = "name = \"x\"\n[training]\nlr = 0.1\nepochs = 2\n[head]\nkind = \"linear\"\n";
+        let b =
+            "name = \"x\"\n[training]\nlr = 0.2\nepochs = 2\n[head]\nkind = \"mlp\"\nhidden = 8\n";
+        assert_eq!(
+            changed_keys(a, b).unwrap(),
+            ["head.hidden", "head.kind", "training.lr"]
+        );
+        assert!(changed_keys(a, a).unwrap().is_empty());
+    }
+}
