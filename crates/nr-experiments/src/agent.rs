@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::{Result, ensure};
 use burn::tensor::Device;
-use nr_backbone::llama::{GenerateOptions, Llm};
+use nr_backbone::llama::{GenerateOptions, Llm, PrefixCache};
 use nr_backbone::teacher::TeacherEncoder;
 use nr_data::{Passage, TensorCache, fit_conversation};
 use serde::Serialize;
@@ -90,6 +90,8 @@ pub struct Agent {
     options: AgentOptions,
     /// Alternating user and assistant messages of the turns so far.
     history: Vec<String>,
+    /// What the LLM has read of the conversation so far (each turn's prefill runs its new tokens).
+    prefix: PrefixCache,
 }
 
 impl Agent {
@@ -141,6 +143,7 @@ impl Agent {
             index,
             options,
             history: Vec::new(),
+            prefix: PrefixCache::default(),
         })
     }
 
@@ -152,6 +155,7 @@ impl Agent {
     /// Forgets the conversation.
     pub fn reset(&mut self) {
         self.history.clear();
+        self.prefix.clear();
     }
 
     /// One user turn: retrieve, then answer (or take `recorded_answer` as the assistant's reply,
@@ -174,7 +178,9 @@ impl Agent {
         };
         let (query_vector, query) = match self.options.mode {
             QueryMode::Native => {
-                let v = self.encoder.query_vector(&self.llm, conversation)?;
+                let v = self
+                    .encoder
+                    .query_vector(&self.llm, conversation, &mut self.prefix)?;
                 timings.prefill_ms = v.latency.prefill_ms;
                 timings.generation_ms = v.latency.generation_ms;
                 timings.head_ms = v.latency.head_ms;

@@ -11,6 +11,7 @@ mod config;
 mod generate;
 mod gguf_source;
 mod model;
+mod prefix;
 mod rope;
 mod tokenizer;
 
@@ -26,6 +27,7 @@ pub use config::LlamaConfig;
 pub use generate::{GenerateOptions, GeneratedTokens, Sampling, StopReason, argmax, sample_top_p};
 pub use gguf_source::{GgufLlamaWeights, config_from_gguf};
 pub use model::{KvCache, LlamaModel};
+pub use prefix::{PrefixCache, PrefixStats};
 pub use tokenizer::LlmTokenizer;
 
 use crate::error::{BackboneError, Result};

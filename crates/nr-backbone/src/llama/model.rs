@@ -194,6 +194,26 @@ impl LlamaModel {
         self.run_layers(ids, positions, mask, None, want, deepest).0
     }
 
+    /// [`Self::hidden_states`] of new tokens after those in `cache` (whose first `depth` layers it
+    /// extends): `depth` decoder layers are run, and the final norm when a wanted layer is the
+    /// last one.
+    pub fn hidden_states_cached(
+        &self,
+        ids: Tensor<2, Int>,
+        positions: &Tensor<2, Int>,
+        mask: &Tensor<4>,
+        cache: &mut KvCache,
+        want: &[usize],
+        depth: usize,
+    ) -> BTreeMap<usize, Tensor<3>> {
+        let n = self.layers.len();
+        let (mut hidden, x) = self.run_layers(ids, positions, mask, Some(cache), want, depth);
+        if depth == n && want.contains(&n) {
+            hidden.insert(n, self.norm.forward(x));
+        }
+        hidden
+    }
+
     /// Embeddings, then the first `depth` decoder layers; keeps the requested layers' outputs
     /// (indices 0..depth, the final norm excluded) and returns the last output.
     fn run_layers(

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 pub use overrides::apply_override;
 
 use crate::native::FeatureSpec;
-pub use crate::native::{HiddenSource, Pooling, StandardizeScope};
+pub use crate::native::{HiddenSource, Pooling, Prefill, StandardizeScope};
 
 /// A whole experiment.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -131,9 +131,12 @@ pub struct BackboneSpec {
     /// `query_tokens` only: the query read on training turns.
     #[serde(default = "default_query_tokens_train")]
     pub query_tokens_train: QueryTokensTrain,
-    /// Prompts per forward pass when extracting and generating.
+    /// Prompts per forward pass when extracting (batched prefill) and generating.
     #[serde(default = "default_llm_batch")]
     pub batch_size: usize,
+    /// `incremental` (each later turn of a conversation runs only its new tokens) or `batched`.
+    #[serde(default)]
+    pub prefill: Prefill,
 }
 
 impl BackboneSpec {

@@ -8,10 +8,11 @@ use std::time::Instant;
 
 use anyhow::{Result, ensure};
 use burn::tensor::Device;
-use nr_backbone::llama::Llm;
+use nr_backbone::llama::{Llm, PrefixCache};
 use nr_head::{Head, HeadMeta, LexicalMix, Lexicon};
 
 use super::conversation::Conversation;
+use super::features::Extraction;
 use super::inputs::{HeadInputs, encode_head};
 use super::lexical::{LexicalInput, native_vectors};
 use super::spec::{FeatureSpec, HiddenSource};
@@ -145,8 +146,15 @@ impl NativeEncoder {
 
     /// The query vector of one conversation, as an agent makes it: the LLM writes a standalone
     /// query first for `query_tokens`, reads the prompt, and the head (and lexicon) map its states.
-    /// Every latency figure of native retrieval is measured here.
-    pub fn query_vector(&self, llm: &Llm, conversation: Conversation) -> Result<QueryVector> {
+    /// `cache` holds what the LLM read of the conversation's earlier turns (an agent keeps it from
+    /// turn to turn, so a turn's prefill runs only its new tokens). Every latency figure of native
+    /// retrieval is measured here.
+    pub fn query_vector(
+        &self,
+        llm: &Llm,
+        conversation: Conversation,
+        cache: &mut PrefixCache,
+    ) -> Result<QueryVector> {
         QUERY_VECTORS.fetch_add(1, Ordering::Relaxed);
         let one = [conversation];
         let mut latency = Latency::default();
@@ -164,9 +172,16 @@ impl NativeEncoder {
         };
         let start = Instant::now();
         let queries = query.clone().map(|q| vec![q]);
-        let x = self
-            .features
-            .features(llm, &one, queries.as_deref(), 1, false)?;
+        let x = self.features.features(
+            llm,
+            &one,
+            queries.as_deref(),
+            Extraction {
+                batch: 1,
+                cache: Some(cache),
+                show_progress: false,
+            },
+        )?;
         latency.prefill_ms = ms_since(start);
         let start = Instant::now();
         let lexical = self.lexical_inputs(llm, &one)?;
@@ -180,12 +195,14 @@ impl NativeEncoder {
     }
 
     /// The median latency of [`Self::query_vector`] over `conversations` (batch 1, one after the
-    /// other), and how many query vectors it made: the figure of reports and benchmarks.
+    /// other, with one cache as an agent keeps it), and how many query vectors it made: the figure
+    /// of reports and benchmarks.
     pub fn latency(&self, llm: &Llm, conversations: &[Conversation]) -> Result<(Latency, usize)> {
         let before = query_vectors_made();
+        let mut cache = PrefixCache::default();
         let samples = conversations
             .iter()
-            .map(|c| Ok(self.query_vector(llm, *c)?.latency))
+            .map(|c| Ok(self.query_vector(llm, *c, &mut cache)?.latency))
             .collect::<Result<Vec<_>>>()?;
         Ok((Latency::median_of(&samples), query_vectors_made() - before))
     }

@@ -3,7 +3,7 @@
 //! its rewrite prompt).
 
 use anyhow::Result;
-use nr_backbone::llama::{Llm, TokenStates};
+use nr_backbone::llama::{Llm, PrefixCache, TokenStates};
 
 use super::conversation::Conversation;
 use super::inputs::HeadInputs;
@@ -91,6 +91,62 @@ pub fn context_features(
     ))
 }
 
+/// [`context_features`] read turn after turn with one [`PrefixCache`]: a prompt that extends the
+/// previous one (the next turn of the same conversation) runs only its new tokens. Prompts keep
+/// their order (a split's turns are grouped by conversation); the states read are those of the
+/// tokens the pooling needs, all among the new ones (else the prompt is read afresh). `Tokens`
+/// pooling needs every token: use [`context_features`].
+#[allow(clippy::too_many_arguments)]
+pub fn context_features_incremental(
+    llm: &Llm,
+    prompts: &[Vec<u32>],
+    layers: &[usize],
+    pool: Pooling,
+    pool_k: usize,
+    question_tokens: Option<&[usize]>,
+    cache: &mut PrefixCache,
+    show_progress: bool,
+) -> Result<HeadInputs> {
+    anyhow::ensure!(
+        pool != Pooling::Tokens,
+        "token pooling reads every token of the prompt: incremental prefill does not apply"
+    );
+    anyhow::ensure!(
+        pool != Pooling::Question || question_tokens.is_some_and(|q| q.len() == prompts.len()),
+        "question pooling needs the question's token count of every prompt"
+    );
+    let dim = llm.hidden_size();
+    let before = cache.stats;
+    let bar = progress(prompts.len(), "hidden states", show_progress);
+    let mut per_turn = Vec::with_capacity(prompts.len());
+    for (r, prompt) in prompts.iter().enumerate() {
+        let k = match pool {
+            Pooling::Question => question_tokens.map_or(pool_k, |q| q[r]),
+            Pooling::Last => 1,
+            _ => pool_k,
+        }
+        .min(prompt.len());
+        let mut seq = llm.forward_extend(cache, prompt, layers)?;
+        if seq.hidden[&layers[0]].len < k {
+            // The pooling reads further back than the new tokens: read the whole prompt.
+            cache.clear();
+            seq = llm.forward_extend(cache, prompt, layers)?;
+        }
+        let states: Vec<&TokenStates> = layers.iter().map(|l| &seq.hidden[l]).collect();
+        per_turn.push(pool_tokens(&states, pool, k));
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let s = cache.stats;
+    tracing::info!(
+        "incremental prefill: {} tokens run, {} reused from earlier turns, {} fresh prompts",
+        s.computed - before.computed,
+        s.reused - before.reused,
+        s.fresh - before.fresh
+    );
+    Ok(assemble(per_turn, layers.len(), dim))
+}
+
 /// Features of the `query_tokens` source: the hidden states at `layers` of each query's tokens read
 /// after its rewrite prompt, pooled (`Last` = the end-of-turn token, `MeanLast` = mean of all query
 /// tokens, `Tokens` = every one). The decoder is causal, so these are the states the LLM computed
@@ -167,17 +223,26 @@ fn assemble(per_turn: Vec<(usize, Vec<f32>)>, layers: usize, dim: usize) -> Head
     }
 }
 
+/// How [`FeatureSpec::features`] runs the LLM.
+pub struct Extraction<'a> {
+    /// Prompts per forward pass when prompts are read independently.
+    pub batch: usize,
+    /// Conversation-incremental prefill with this cache (the `context` source, any pooling but
+    /// `tokens`); `None` reads every prompt whole, in length-sorted batches.
+    pub cache: Option<&'a mut PrefixCache>,
+    pub show_progress: bool,
+}
+
 impl FeatureSpec {
-    /// Head inputs of conversations, `batch` prompts per forward pass: the conversation prompt's
-    /// states (`context`), or the states of each conversation's standalone query read after its
-    /// rewrite prompt (`query_tokens`: `queries` are required, one per conversation).
+    /// Head inputs of conversations: the conversation prompt's states (`context`), or the states
+    /// of each conversation's standalone query read after its rewrite prompt (`query_tokens`:
+    /// `queries` are required, one per conversation).
     pub fn features(
         &self,
         llm: &Llm,
         conversations: &[Conversation],
         queries: Option<&[String]>,
-        batch: usize,
-        show_progress: bool,
+        how: Extraction,
     ) -> Result<HeadInputs> {
         match self.source {
             HiddenSource::Context => {
@@ -191,16 +256,28 @@ impl FeatureSpec {
                     )?),
                     _ => None,
                 };
-                context_features(
-                    llm,
-                    &prompts,
-                    &self.layers,
-                    self.pool,
-                    self.pool_k,
-                    question_tokens.as_deref(),
-                    batch,
-                    show_progress,
-                )
+                match how.cache {
+                    Some(cache) if self.pool != Pooling::Tokens => context_features_incremental(
+                        llm,
+                        &prompts,
+                        &self.layers,
+                        self.pool,
+                        self.pool_k,
+                        question_tokens.as_deref(),
+                        cache,
+                        how.show_progress,
+                    ),
+                    _ => context_features(
+                        llm,
+                        &prompts,
+                        &self.layers,
+                        self.pool,
+                        self.pool_k,
+                        question_tokens.as_deref(),
+                        how.batch,
+                        how.show_progress,
+                    ),
+                }
             }
             HiddenSource::QueryTokens => {
                 let queries = queries.ok_or_else(|| {
@@ -213,8 +290,8 @@ impl FeatureSpec {
                     queries,
                     &self.layers,
                     self.pool,
-                    batch,
-                    show_progress,
+                    how.batch,
+                    how.show_progress,
                 )
             }
         }
@@ -252,5 +329,84 @@ mod tests {
             pool_tokens(&[&a, &b], Pooling::Tokens, 2),
             (2, vec![3., 4., 30., 40., 5., 6., 50., 60.])
         );
+    }
+
+    #[cfg(feature = "flex")]
+    #[test]
+    fn incremental_features_equal_batched_ones_on_real_conversations() {
+        use crate::native::conversation::conversations;
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../models/SmolLM2-135M-Instruct.Q4_1.gguf");
+        let llm = Llm::load(&path, &burn::tensor::Device::flex()).unwrap();
+        // The first 7 test turns: two conversations, turn by turn.
+        let turns: Vec<_> = nr_data::read_qrecc_turns(nr_data::qrecc_offline("qrecc_test.json"))
+            .unwrap()
+            .into_iter()
+            .take(7)
+            .collect();
+        let convs = conversations(&turns);
+        for pool in [Pooling::Question, Pooling::Last, Pooling::MeanLast] {
+            let spec = FeatureSpec {
+                source: HiddenSource::Context,
+                layers: vec![16, 24],
+                pool,
+                pool_k: 4,
+                system_prompt: None,
+                max_prompt_tokens: 768,
+                rewrite_instruction: String::new(),
+                max_new_tokens: 8,
+            };
+            let batched = spec
+                .features(
+                    &llm,
+                    &convs,
+                    None,
+                    Extraction {
+                        batch: 4,
+                        cache: None,
+                        show_progress: false,
+                    },
+                )
+                .unwrap();
+            let mut cache = PrefixCache::default();
+            let incremental = spec
+                .features(
+                    &llm,
+                    &convs,
+                    None,
+                    Extraction {
+                        batch: 4,
+                        cache: Some(&mut cache),
+                        show_progress: false,
+                    },
+                )
+                .unwrap();
+            assert_eq!(
+                (incremental.offsets.clone(), incremental.layers),
+                (batched.offsets.clone(), batched.layers)
+            );
+            let diff: f64 = incremental
+                .data
+                .iter()
+                .zip(&batched.data)
+                .map(|(a, b)| ((a - b) as f64).powi(2))
+                .sum::<f64>()
+                .sqrt();
+            let norm: f64 = batched
+                .data
+                .iter()
+                .map(|v| (*v as f64).powi(2))
+                .sum::<f64>()
+                .sqrt();
+            assert!(
+                diff / norm < 1e-4,
+                "{pool:?}: relative error {}",
+                diff / norm
+            );
+            assert!(
+                cache.stats.reused > 0,
+                "{pool:?}: later turns reuse earlier ones"
+            );
+        }
     }
 }

@@ -39,6 +39,19 @@ pub enum Pooling {
     Question,
 }
 
+/// How the pipeline runs the LLM over a split's prompts (the features are the same either way,
+/// within float rounding).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Prefill {
+    /// Turn after turn with a KV cache: each later turn of a conversation runs only its new tokens
+    /// (`context` source; on CPUs batch 1 is as fast per token as batch 8).
+    #[default]
+    Incremental,
+    /// Every prompt whole, in length-sorted batches of `backbone.batch_size` (accelerators).
+    Batched,
+}
+
 /// Everything that turns a conversation into head inputs, with the layers resolved to indices.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -7,15 +7,16 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use burn::tensor::Device;
-use nr_backbone::llama::Llm;
+use nr_backbone::llama::{Llm, PrefixCache};
 use nr_backbone::teacher::TeacherEncoder;
 use nr_data::{CacheKeyBuilder, QreccTurn, TensorCache, file_sha256};
 
 use super::cached;
 use super::dataset::{ExperimentData, Split};
 use super::teacher_side::Teacher;
+use crate::manifest::Prefill;
 use crate::manifest::{HiddenSource, Manifest, QueryTokensTrain};
-use crate::native::{FeatureSpec, HeadInputs, conversations};
+use crate::native::{Extraction, FeatureSpec, HeadInputs, conversations};
 
 /// Stages that `--force` can redo.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
@@ -175,7 +176,13 @@ impl Experiment {
             opts.force.contains(&Stage::Hidden),
             || {
                 tracing::info!("{name}: hidden states of {} turns", turns.len());
-                f.features(&self.llm, &convs, queries.as_deref(), b.batch_size, true)
+                let mut cache = PrefixCache::default();
+                let how = Extraction {
+                    batch: b.batch_size,
+                    cache: (b.prefill == Prefill::Incremental).then_some(&mut cache),
+                    show_progress: true,
+                };
+                f.features(&self.llm, &convs, queries.as_deref(), how)
             },
         )
     }

@@ -1,0 +1,143 @@
+//! Conversation-incremental prefill: the keys and values of a prompt kept so that a later prompt
+//! that starts with it runs only its new tokens. Turn t+1 of a conversation repeats turn t's
+//! prompt (history, question, generation prompt) before its own answer and question, so reading a
+//! conversation turn by turn costs O(turns) tokens instead of O(turns^2).
+
+use std::collections::BTreeMap;
+
+use burn::tensor::{Int, Tensor, TensorData};
+
+use super::model::{KvCache, MASKED};
+use super::{Llm, SequenceOutput, TokenStates};
+use crate::error::{BackboneError, Result};
+use crate::weights::to_host;
+
+/// A prompt the LLM has read, with its keys and values up to the layers that were run.
+#[derive(Debug, Default, Clone)]
+pub struct PrefixCache {
+    tokens: Vec<u32>,
+    cache: KvCache,
+    /// Decoder layers whose keys and values are cached (the deepest layer read so far).
+    depth: usize,
+    /// Tokens run and tokens reused over the cache's life, and how many prompts started afresh.
+    pub stats: PrefixStats,
+}
+
+/// What a [`PrefixCache`] saved.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PrefixStats {
+    /// Tokens that went through the model.
+    pub computed: usize,
+    /// Tokens whose keys and values came from the cache.
+    pub reused: usize,
+    /// Prompts that did not extend the cached one (a new conversation, a dropped oldest turn).
+    pub fresh: usize,
+}
+
+impl PrefixCache {
+    /// Tokens of the prompt read last.
+    pub fn tokens(&self) -> &[u32] {
+        &self.tokens
+    }
+
+    /// Forgets the cached prompt (its statistics are kept).
+    pub fn clear(&mut self) {
+        self.tokens.clear();
+        self.cache = KvCache::default();
+        self.depth = 0;
+    }
+}
+
+impl Llm {
+    /// Hidden states at `layers` of the tokens of `prompt` that follow the prompt in `cache`
+    /// (the longest cached prefix is reused; a prompt that does not start with the cached one, or
+    /// reads deeper layers than were cached, is read from scratch). Returns the states of the new
+    /// tokens only (`len` = number of new tokens, at least 1: a prompt equal to the cached one has
+    /// its last token run again) and leaves `prompt` in the cache.
+    pub fn forward_extend(
+        &self,
+        cache: &mut PrefixCache,
+        prompt: &[u32],
+        layers: &[usize],
+    ) -> Result<SequenceOutput> {
+        if prompt.is_empty() {
+            return Err(BackboneError::Input(
+                "forward: every prompt needs at least one token".into(),
+            ));
+        }
+        let n = self.num_layers();
+        if let Some(bad) = layers.iter().find(|&&l| l > n) {
+            return Err(BackboneError::Input(format!(
+                "layer {bad} does not exist: the model has layers 0..={n}"
+            )));
+        }
+        if prompt.len() > self.model.rope.max_positions() {
+            return Err(BackboneError::Input(format!(
+                "prompt of {} tokens exceeds the {} positions of the model",
+                prompt.len(),
+                self.model.rope.max_positions()
+            )));
+        }
+        // Decoder layers to run: up to the deepest layer read (all of them for the final norm).
+        let mut depth = layers.iter().copied().max().unwrap_or(0).min(n).max(1);
+        let extends = !cache.tokens.is_empty()
+            && cache.tokens.len() < prompt.len()
+            && prompt.starts_with(&cache.tokens)
+            && cache.depth >= depth;
+        if extends {
+            // Every cached layer is extended, so a later call may read any of them.
+            depth = cache.depth;
+        } else {
+            if !cache.tokens.is_empty() {
+                cache.stats.fresh += 1;
+            }
+            cache.clear();
+            cache.depth = depth;
+        }
+        let start = cache.tokens.len();
+        let new = &prompt[start..];
+        let s = new.len();
+        let device = &self.model.device;
+        let ids = Tensor::<2, Int>::from_data(
+            TensorData::new(new.iter().map(|&t| t as i64).collect(), [1, s]),
+            device,
+        );
+        let positions = Tensor::<2, Int>::from_data(
+            TensorData::new((start..prompt.len()).map(|p| p as i64).collect(), [1, s]),
+            device,
+        );
+        // New token i sees every cached key and the new keys up to itself.
+        let total = start + s;
+        let mask: Vec<f32> = (0..s)
+            .flat_map(|i| (0..total).map(move |j| if j <= start + i { 0.0 } else { MASKED }))
+            .collect();
+        let mask = Tensor::from_data(TensorData::new(mask, [1, 1, s, total]), device);
+        let hidden = self.model.hidden_states_cached(
+            ids,
+            &positions,
+            &mask,
+            &mut cache.cache,
+            layers,
+            depth,
+        );
+        cache.tokens = prompt.to_vec();
+        cache.stats.computed += s;
+        cache.stats.reused += start;
+        let mut out = BTreeMap::new();
+        for (layer, states) in hidden {
+            let [_, len, dim] = states.dims();
+            out.insert(
+                layer,
+                TokenStates {
+                    len,
+                    dim,
+                    data: to_host(states)?,
+                },
+            );
+        }
+        Ok(SequenceOutput {
+            hidden: out,
+            logits: None,
+        })
+    }
+}
