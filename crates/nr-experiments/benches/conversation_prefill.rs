@@ -18,8 +18,9 @@ use nr_experiments::manifest::Manifest;
 use nr_experiments::native::{Extraction, conversations};
 
 fn main() {
-    let repeats = common::env_usize("NR_BENCH_REPEATS", 3);
-    let wanted = common::env_usize("NR_BENCH_CONVERSATIONS", 4);
+    let repeats = common::env_usize("NR_BENCH_REPEATS", 2);
+    // NR_BENCH_CONVERSATIONS=1000 reads the whole test split (minutes per run).
+    let wanted = common::env_usize("NR_BENCH_CONVERSATIONS", 24);
     let manifest =
         Manifest::load(&common::root().join("experiments/qrecc-offline.toml"), &[]).unwrap();
     let llm = Llm::load(&model("SmolLM2-135M-Instruct.Q4_1.gguf"), &Device::flex()).unwrap();

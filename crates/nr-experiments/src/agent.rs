@@ -52,6 +52,11 @@ pub struct AgentOptions {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct TurnTimings {
     pub prefill_ms: f64,
+    /// Prompt tokens the LLM ran this turn (native retrieval: only the turn's new tokens, the
+    /// earlier ones come from its cache).
+    pub prefill_tokens: usize,
+    /// Tokens of the whole prompt.
+    pub prompt_tokens: usize,
     pub generation_ms: f64,
     pub teacher_ms: f64,
     pub head_ms: f64,
@@ -182,6 +187,8 @@ impl Agent {
                     .encoder
                     .query_vector(&self.llm, conversation, &mut self.prefix)?;
                 timings.prefill_ms = v.latency.prefill_ms;
+                timings.prefill_tokens = v.prefill_tokens;
+                timings.prompt_tokens = v.prompt_tokens;
                 timings.generation_ms = v.latency.generation_ms;
                 timings.head_ms = v.latency.head_ms;
                 (v.vector, v.query)

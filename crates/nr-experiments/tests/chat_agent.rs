@@ -165,6 +165,29 @@ fn scripted_chat_with_the_quickstart_head_retrieves_the_gold_passage_of_a_known_
         "16",
     ]));
     assert_eq!(lines.len(), script.len());
+    // Turns after the first run only their new tokens (the agent keeps what the LLM read), unless
+    // the prompt budget dropped the oldest turn: then the prompt is read afresh.
+    let prefill: Vec<(u64, u64)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["timings"]["prefill_tokens"].as_u64().unwrap(),
+                l["timings"]["prompt_tokens"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        prefill.iter().all(|&(new, all)| new > 0 && new <= all),
+        "{prefill:?}"
+    );
+    assert_eq!(
+        prefill[0].0, prefill[0].1,
+        "the first turn reads its whole prompt"
+    );
+    assert!(
+        prefill[1..].iter().any(|&(new, all)| new < all),
+        "no turn reused the earlier ones: {prefill:?}"
+    );
     for (line, qa) in lines.iter().zip(context.chunks(2)) {
         assert_eq!(
             line["answer"], qa[1],

@@ -190,8 +190,15 @@ fn print_turn(agent: &Agent, result: &TurnResult, shown: &[usize], args: &ChatAr
     if args.timings {
         let t = &result.timings;
         println!(
-            "  timings: prefill {:.0} ms, generation {:.0} ms, teacher {:.1} ms, head {:.2} ms, search {:.1} ms, answer {:.0} ms",
-            t.prefill_ms, t.generation_ms, t.teacher_ms, t.head_ms, t.search_ms, t.answer_ms
+            "  timings: prefill {:.0} ms ({} new of {} tokens), generation {:.0} ms, teacher {:.1} ms, head {:.2} ms, search {:.1} ms, answer {:.0} ms",
+            t.prefill_ms,
+            t.prefill_tokens,
+            t.prompt_tokens,
+            t.generation_ms,
+            t.teacher_ms,
+            t.head_ms,
+            t.search_ms,
+            t.answer_ms
         );
     }
 }

@@ -50,6 +50,10 @@ pub struct QueryVector {
     /// The generated standalone query (`query_tokens`).
     pub query: Option<String>,
     pub latency: Latency,
+    /// Prompt tokens the LLM ran for this vector (the rest came from the cache of earlier turns).
+    pub prefill_tokens: usize,
+    /// Tokens of the whole prompt the head read.
+    pub prompt_tokens: usize,
 }
 
 impl NativeEncoder {
@@ -171,6 +175,7 @@ impl NativeEncoder {
             }
         };
         let start = Instant::now();
+        let computed_before = cache.stats.computed;
         let queries = query.clone().map(|q| vec![q]);
         let x = self.features.features(
             llm,
@@ -183,6 +188,12 @@ impl NativeEncoder {
             },
         )?;
         latency.prefill_ms = ms_since(start);
+        // Without the cache (query_tokens, token pooling) the whole prompt went through the model.
+        let prompt_tokens = self.features.source_prompts(llm, &one)?[0].len();
+        let prefill_tokens = match cache.stats.computed - computed_before {
+            0 => prompt_tokens,
+            n => n,
+        };
         let start = Instant::now();
         let lexical = self.lexical_inputs(llm, &one)?;
         let vector = self.encode(&x, lexical.as_deref())?;
@@ -191,6 +202,8 @@ impl NativeEncoder {
             vector,
             query,
             latency,
+            prefill_tokens,
+            prompt_tokens,
         })
     }
 

@@ -138,12 +138,14 @@ pub fn context_features_incremental(
     }
     bar.finish_and_clear();
     let s = cache.stats;
-    tracing::info!(
-        "incremental prefill: {} tokens run, {} reused from earlier turns, {} fresh prompts",
-        s.computed - before.computed,
-        s.reused - before.reused,
-        s.fresh - before.fresh
-    );
+    if prompts.len() > 1 {
+        tracing::info!(
+            "incremental prefill: {} tokens run, {} reused from earlier turns, {} fresh prompts",
+            s.computed - before.computed,
+            s.reused - before.reused,
+            s.fresh - before.fresh
+        );
+    }
     Ok(assemble(per_turn, layers.len(), dim))
 }
 

@@ -147,4 +147,51 @@ mod tests {
         );
         assert!(changed_keys(a, a).unwrap().is_empty());
     }
+
+    fn quickstart() -> Manifest {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../experiments/quickstart.toml");
+        Manifest::load(&path, &[]).unwrap()
+    }
+
+    #[test]
+    fn a_new_run_clears_the_outputs_of_an_earlier_one_and_a_resumed_run_keeps_its_training() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path();
+        let earlier = || {
+            for f in ["metrics.json", "report.md"] {
+                std::fs::write(out.join(f), "earlier").unwrap();
+            }
+            for d in ["runs", "head", "training"] {
+                std::fs::create_dir_all(out.join(d)).unwrap();
+                std::fs::write(out.join(d).join("x"), "earlier").unwrap();
+            }
+        };
+        let manifest = quickstart();
+        earlier();
+        prepare_output(out, &manifest, false).unwrap();
+        for name in RUN_OUTPUTS {
+            assert!(
+                !out.join(name).exists(),
+                "{name} of the earlier run is still there"
+            );
+        }
+        let resolved = std::fs::read_to_string(out.join("manifest.resolved.toml")).unwrap();
+        assert_eq!(resolved, toml::to_string_pretty(&manifest).unwrap());
+        // Resuming the same settings keeps the checkpoint folder.
+        earlier();
+        prepare_output(out, &manifest, true).unwrap();
+        assert!(out.join("training/x").is_file());
+        // More epochs may be asked for; other settings are refused, naming the key.
+        let mut longer = manifest.clone();
+        longer.training.epochs += 2;
+        prepare_output(out, &longer, true).unwrap();
+        let mut other = longer.clone();
+        other.training.seed += 1;
+        let err = prepare_output(out, &other, true).unwrap_err().to_string();
+        assert!(
+            err.contains("training.seed") && !err.contains("training.epochs"),
+            "{err}"
+        );
+    }
 }
