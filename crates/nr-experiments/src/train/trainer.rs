@@ -118,8 +118,8 @@ fn param_ids(head: &Head) -> Vec<u64> {
         .collect()
 }
 
-/// The seed of epoch `epoch`'s randomness (batch order, dropout): a function of the training seed
-/// and the epoch only, so a resumed run draws what the uninterrupted run drew.
+/// The seed of epoch `epoch`'s randomness (batch order; dropout after the first epoch): a function
+/// of the training seed and the epoch only, so a resumed run draws what the uninterrupted run drew.
 fn epoch_seed(seed: u64, epoch: usize) -> u64 {
     seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9)
 }
@@ -279,7 +279,13 @@ pub fn fit(
         let seed = epoch_seed(training.seed, state.epoch);
         let mut order: Vec<usize> = (0..n).collect();
         order.shuffle(&mut StdRng::seed_from_u64(seed));
-        ad.seed(seed);
+        // The backend's randomness (dropout) restarts from the epoch's seed, so a run resumed at
+        // this epoch draws what the uninterrupted run drew. Not before the first epoch: a random
+        // head's parameters are initialised lazily, at its first forward pass, from the training
+        // seed set above.
+        if state.epoch > 0 {
+            ad.seed(seed);
+        }
         let start = Instant::now();
         let mut sums: BTreeMap<String, f64> = BTreeMap::new();
         for (b, rows) in order.chunks(training.batch_size.max(1)).enumerate() {
