@@ -9,12 +9,7 @@ use crate::vectors::Vectors;
 /// The TREC run of `queries` against `passages`: each query's `depth` best passages, equal scores
 /// in trec_eval's order.
 pub fn search(queries: &Vectors, passages: &Vectors, depth: usize) -> Result<Run> {
-    anyhow::ensure!(
-        queries.dim == passages.dim,
-        "query vectors have {} dimensions but the passage index has {}",
-        queries.dim,
-        passages.dim
-    );
+    same_width(queries, passages)?;
     Ok(nr_eval::search::search_run(
         &queries.ids,
         &queries.data,
@@ -35,16 +30,21 @@ pub fn mrr10(queries: &Vectors, passages: &Vectors, qrels: &Qrels) -> Result<f64
 /// The `k` best passages of each query as (passage index, score), best first: candidate mining
 /// (hard negatives, rank-distillation targets), where indices rather than a run are needed.
 pub fn top_k(queries: &Vectors, passages: &Vectors, k: usize) -> Result<Vec<Vec<(usize, f32)>>> {
-    anyhow::ensure!(
-        queries.dim == passages.dim,
-        "query vectors have {} dimensions but the passage index has {}",
-        queries.dim,
-        passages.dim
-    );
+    same_width(queries, passages)?;
     Ok(nr_eval::search::exact_search(
         &queries.data,
         &passages.data,
         passages.dim,
         k,
     )?)
+}
+
+fn same_width(queries: &Vectors, passages: &Vectors) -> Result<()> {
+    anyhow::ensure!(
+        queries.dim == passages.dim,
+        "query vectors have {} dimensions but the passage index has {}",
+        queries.dim,
+        passages.dim
+    );
+    Ok(())
 }

@@ -151,14 +151,13 @@ fn scripted_chat_with_the_quickstart_head_retrieves_the_gold_passage_of_a_known_
         cache.to_str().unwrap(),
         script_path.to_str().unwrap(),
     );
-    let lines = json_lines(&nr(&[
-        "chat",
-        "--head",
-        head,
-        "--corpus",
-        corpus,
-        "--cache",
-        cache,
+    // `nr chat` on the copied encoder, the small corpus and the test's cache.
+    let chat = |extra: &[&str]| {
+        let mut args = vec!["chat", "--head", head, "--corpus", corpus, "--cache", cache];
+        args.extend_from_slice(extra);
+        nr(&args)
+    };
+    let lines = json_lines(&chat(&[
         "--script",
         script_path,
         "--max-answer-tokens",
@@ -245,14 +244,7 @@ fn scripted_chat_with_the_quickstart_head_retrieves_the_gold_passage_of_a_known_
         serde_json::to_string(&json!([known["Question"], long, known["Question"]])).unwrap(),
     )
     .unwrap();
-    let out = nr(&[
-        "chat",
-        "--head",
-        head,
-        "--corpus",
-        corpus,
-        "--cache",
-        cache,
+    let out = chat(&[
         "--script",
         bad_script.to_str().unwrap(),
         "--answer-passages",
@@ -313,14 +305,7 @@ fn scripted_chat_with_the_quickstart_head_retrieves_the_gold_passage_of_a_known_
     );
 
     // Generate-then-encode on the same conversation: the generated query is reported.
-    let lines = json_lines(&nr(&[
-        "chat",
-        "--head",
-        head,
-        "--corpus",
-        corpus,
-        "--cache",
-        cache,
+    let lines = json_lines(&chat(&[
         "--script",
         script_path,
         "--gte",
@@ -338,19 +323,7 @@ fn scripted_chat_with_the_quickstart_head_retrieves_the_gold_passage_of_a_known_
     // refused, naming the sidecar and the field.
     let other = dir.path().join("other-llm.gguf");
     std::os::unix::fs::symlink(model("SmolLM2-135M-Instruct.Q4_1.gguf"), &other).unwrap();
-    let out = nr(&[
-        "chat",
-        "--head",
-        head,
-        "--llm",
-        other.to_str().unwrap(),
-        "--corpus",
-        corpus,
-        "--cache",
-        cache,
-        "--script",
-        script_path,
-    ]);
+    let out = chat(&["--llm", other.to_str().unwrap(), "--script", script_path]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     let line = err.lines().last().unwrap();
@@ -365,17 +338,7 @@ fn scripted_chat_with_the_quickstart_head_retrieves_the_gold_passage_of_a_known_
     let mut json: Value = serde_json::from_str(&text).unwrap();
     json["features"]["layers"] = json!([16, 20]);
     std::fs::write(&sidecar, serde_json::to_string(&json).unwrap()).unwrap();
-    let out = nr(&[
-        "chat",
-        "--head",
-        head,
-        "--corpus",
-        corpus,
-        "--cache",
-        cache,
-        "--script",
-        script_path,
-    ]);
+    let out = chat(&["--script", script_path]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     let line = err.lines().last().unwrap();

@@ -154,6 +154,29 @@ impl Llm {
         gguf_source::load(path, device)
     }
 
+    /// A prompt the model can read (not empty, within its positions) and layers it has.
+    pub(crate) fn check_input(&self, prompt: &[u32], layers: &[usize]) -> Result<()> {
+        if prompt.is_empty() {
+            return Err(BackboneError::Input(
+                "forward: every prompt needs at least one token".into(),
+            ));
+        }
+        let n = self.num_layers();
+        if let Some(bad) = layers.iter().find(|&&l| l > n) {
+            return Err(BackboneError::Input(format!(
+                "layer {bad} does not exist: the model has layers 0..={n}"
+            )));
+        }
+        if prompt.len() > self.model.rope.max_positions() {
+            return Err(BackboneError::Input(format!(
+                "prompt of {} tokens exceeds the {} positions of the model",
+                prompt.len(),
+                self.model.rope.max_positions()
+            )));
+        }
+        Ok(())
+    }
+
     /// Number of decoder layers (also the index of the final-normed hidden state).
     pub fn num_layers(&self) -> usize {
         self.model.config.num_layers
@@ -182,23 +205,13 @@ impl Llm {
         layers: &[usize],
         logits: bool,
     ) -> Result<Vec<SequenceOutput>> {
-        if prompts.is_empty() || prompts.iter().any(Vec::is_empty) {
+        if prompts.is_empty() {
             return Err(BackboneError::Input(
                 "forward: every prompt needs at least one token".into(),
             ));
         }
-        let n = self.num_layers();
-        if let Some(bad) = layers.iter().find(|&&l| l > n) {
-            return Err(BackboneError::Input(format!(
-                "layer {bad} does not exist: the model has layers 0..={n}"
-            )));
-        }
-        let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
-        if longest > self.model.rope.max_positions() {
-            return Err(BackboneError::Input(format!(
-                "prompt of {longest} tokens exceeds the {} positions of the model",
-                self.model.rope.max_positions()
-            )));
+        for prompt in prompts {
+            self.check_input(prompt, layers)?;
         }
         let batch = PaddedBatch::new(prompts, self.tokenizer.pad_id, &self.model.device);
         let (hidden, last_normed) = if logits {

@@ -9,7 +9,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 
 use super::model::{KvCache, MASKED};
 use super::{Llm, SequenceOutput, TokenStates};
-use crate::error::{BackboneError, Result};
+use crate::error::Result;
 use crate::weights::to_host;
 
 /// A prompt the LLM has read, with its keys and values up to the layers that were run.
@@ -60,24 +60,8 @@ impl Llm {
         prompt: &[u32],
         layers: &[usize],
     ) -> Result<SequenceOutput> {
-        if prompt.is_empty() {
-            return Err(BackboneError::Input(
-                "forward: every prompt needs at least one token".into(),
-            ));
-        }
+        self.check_input(prompt, layers)?;
         let n = self.num_layers();
-        if let Some(bad) = layers.iter().find(|&&l| l > n) {
-            return Err(BackboneError::Input(format!(
-                "layer {bad} does not exist: the model has layers 0..={n}"
-            )));
-        }
-        if prompt.len() > self.model.rope.max_positions() {
-            return Err(BackboneError::Input(format!(
-                "prompt of {} tokens exceeds the {} positions of the model",
-                prompt.len(),
-                self.model.rope.max_positions()
-            )));
-        }
         // Decoder layers to run: up to the deepest layer read (all of them for the final norm).
         let mut depth = layers.iter().copied().max().unwrap_or(0).min(n).max(1);
         let extends = !cache.tokens.is_empty()

@@ -48,6 +48,15 @@ fn pool_tokens(states: &[&TokenStates], pool: Pooling, k: usize) -> (usize, Vec<
     }
 }
 
+/// How many of prompt `r`'s last tokens the pooling reads.
+fn tail_tokens(pool: Pooling, pool_k: usize, question_tokens: Option<&[usize]>, r: usize) -> usize {
+    match pool {
+        Pooling::Last => 1,
+        Pooling::Question => question_tokens.map_or(pool_k, |q| q[r]),
+        Pooling::MeanLast | Pooling::Tokens => pool_k,
+    }
+}
+
 /// Hidden-state features of each prompt at `layers`, pooled; prompts run in length-sorted batches.
 /// `Question` pooling reads `question_tokens[i]` tokens of prompt `i` (see [`question_token_counts`]).
 #[allow(clippy::too_many_arguments)]
@@ -74,11 +83,7 @@ pub fn context_features(
         let out = llm.forward(&chunk, layers, false)?;
         for (&r, seq) in rows.iter().zip(&out) {
             let states: Vec<&TokenStates> = layers.iter().map(|l| &seq.hidden[l]).collect();
-            let k = if pool == Pooling::Question {
-                question_tokens.map_or(pool_k, |q| q[r])
-            } else {
-                pool_k
-            };
+            let k = tail_tokens(pool, pool_k, question_tokens, r);
             per_turn[r] = Some(pool_tokens(&states, pool, k));
         }
         bar.inc(rows.len() as u64);
@@ -120,12 +125,7 @@ pub fn context_features_incremental(
     let bar = progress(prompts.len(), "hidden states", show_progress);
     let mut per_turn = Vec::with_capacity(prompts.len());
     for (r, prompt) in prompts.iter().enumerate() {
-        let k = match pool {
-            Pooling::Question => question_tokens.map_or(pool_k, |q| q[r]),
-            Pooling::Last => 1,
-            _ => pool_k,
-        }
-        .min(prompt.len());
+        let k = tail_tokens(pool, pool_k, question_tokens, r).min(prompt.len());
         let mut seq = llm.forward_extend(cache, prompt, layers)?;
         if seq.hidden[&layers[0]].len < k {
             // The pooling reads further back than the new tokens: read the whole prompt.
