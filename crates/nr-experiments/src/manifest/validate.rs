@@ -1,5 +1,5 @@
-//! The one validation pass that `nr validate` and `nr run` share, before any stage: the values
-//! ([`Manifest::check`]), then every file the manifest names: data files parsed (with their line
+//! The one validation pass that `nr validate` and `nr run` share, before any stage, after
+//! [`Manifest::load`] has checked the values ([`Manifest::check`]): every file the manifest names: data files parsed (with their line
 //! numbers), duplicate passages, empty or unscorable splits, model headers, layers against the
 //! model, and writable output and cache folders. One line per problem.
 
@@ -7,12 +7,9 @@ use std::path::Path;
 
 use crate::manifest::Manifest;
 
-/// Every problem of a manifest, one line each (empty: ready to run).
+/// Every problem of a loaded manifest's files and folders, one line each (empty: ready to run).
 pub fn problems(manifest: &Manifest) -> Vec<String> {
     let mut p = Vec::new();
-    if let Err(e) = manifest.check() {
-        p.push(e);
-    }
     let d = &manifest.data;
     let mut missing = false;
     for (field, path) in [
@@ -61,7 +58,7 @@ fn data_problems(manifest: &Manifest, p: &mut Vec<String>) {
                 None
             }
         };
-    let train = turns(&d.train, "data.train", true);
+    turns(&d.train, "data.train", true);
     let dev = turns(&d.dev, "data.dev", true);
     let test = turns(&d.test, "data.test", true);
     for path in &d.extra_train {
@@ -95,7 +92,6 @@ fn data_problems(manifest: &Manifest, p: &mut Vec<String>) {
             ));
         }
     }
-    let _ = train;
     let mut passages = 0usize;
     match nr_data::read_unique_passages(&d.passages, |_| passages += 1) {
         Ok(()) if passages == 0 => p.push(format!(

@@ -188,11 +188,14 @@ impl NativeEncoder {
             },
         )?;
         latency.prefill_ms = ms_since(start);
-        // Without the cache (query_tokens, token pooling) the whole prompt went through the model.
-        let prompt_tokens = self.features.source_prompts(llm, &one)?[0].len();
-        let prefill_tokens = match cache.stats.computed - computed_before {
-            0 => prompt_tokens,
-            n => n,
+        // With the cache, it holds the prompt just read; without it (query_tokens, token pooling)
+        // the whole prompt (with the query for query_tokens) went through the model.
+        let (prefill_tokens, prompt_tokens) = match cache.stats.computed - computed_before {
+            0 => {
+                let n = self.features.source_prompts(llm, &one)?[0].len();
+                (n, n)
+            }
+            n => (n, cache.tokens().len()),
         };
         let start = Instant::now();
         let lexical = self.lexical_inputs(llm, &one)?;

@@ -7,7 +7,7 @@ use nr_backbone::llama::{Llm, PrefixCache, TokenStates};
 
 use super::conversation::Conversation;
 use super::inputs::HeadInputs;
-use super::prompt::{query_continuation, question_token_counts};
+use super::prompt::{query_continuation, question_prompts};
 use super::spec::{FeatureSpec, HiddenSource, Pooling};
 use crate::progress::progress;
 
@@ -58,7 +58,7 @@ fn tail_tokens(pool: Pooling, pool_k: usize, question_tokens: Option<&[usize]>, 
 }
 
 /// Hidden-state features of each prompt at `layers`, pooled; prompts run in length-sorted batches.
-/// `Question` pooling reads `question_tokens[i]` tokens of prompt `i` (see [`question_token_counts`]).
+/// `Question` pooling reads `question_tokens[i]` tokens of prompt `i` (see [`question_prompts`]).
 #[allow(clippy::too_many_arguments)]
 pub fn context_features(
     llm: &Llm,
@@ -248,15 +248,18 @@ impl FeatureSpec {
     ) -> Result<HeadInputs> {
         match self.source {
             HiddenSource::Context => {
-                let prompts = self.conversation_prompts(llm, conversations)?;
-                let question_tokens = match self.pool {
-                    Pooling::Question => Some(question_token_counts(
-                        llm,
-                        conversations,
-                        self.system_prompt.as_deref(),
-                        self.max_prompt_tokens,
-                    )?),
-                    _ => None,
+                // Question pooling renders each prompt once with its question's token count.
+                let (prompts, question_tokens) = match self.pool {
+                    Pooling::Question => {
+                        let (prompts, counts) = question_prompts(
+                            llm,
+                            conversations,
+                            self.system_prompt.as_deref(),
+                            self.max_prompt_tokens,
+                        )?;
+                        (prompts, Some(counts))
+                    }
+                    _ => (self.conversation_prompts(llm, conversations)?, None),
                 };
                 match how.cache {
                     Some(cache) if self.pool != Pooling::Tokens => context_features_incremental(

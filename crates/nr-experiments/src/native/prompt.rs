@@ -34,24 +34,25 @@ pub fn prompt_length(llm: &Llm) -> impl Fn(&[ChatMessage]) -> usize + '_ {
     |messages: &[ChatMessage]| llm.chat_ids(messages).map_or(usize::MAX, |ids| ids.len())
 }
 
-/// How many tokens at the end of each conversation prompt belong to the current question and the
-/// generation prompt after it: the prompt minus its longest common prefix with the same
-/// conversation whose question is empty.
-pub fn question_token_counts(
+/// The conversation prompt of each conversation (as [`conversation_prompts`]) with how many tokens
+/// at its end belong to the current question and the generation prompt after it: the prompt minus
+/// its longest common prefix with the same conversation whose question is empty.
+pub fn question_prompts(
     llm: &Llm,
     conversations: &[Conversation],
     system: Option<&str>,
     budget: usize,
-) -> Result<Vec<usize>> {
+) -> Result<(Vec<Vec<u32>>, Vec<usize>)> {
     let count = prompt_length(llm);
     conversations
         .iter()
-        .map(|c| Ok(question_prompt(llm, c.history, c.question, system, budget, &count)?.1))
-        .collect()
+        .map(|c| question_prompt(llm, c.history, c.question, system, budget, &count))
+        .collect::<Result<Vec<_>>>()
+        .map(|pairs| pairs.into_iter().unzip())
 }
 
 /// The prompt of one conversation and how many of its last tokens belong to the current question
-/// and the generation prompt (see [`question_token_counts`]).
+/// and the generation prompt (see [`question_prompts`]).
 pub fn question_prompt(
     llm: &Llm,
     history: &[String],
