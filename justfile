@@ -42,9 +42,32 @@ check-cuda:
 check-tch:
     bash scripts/fetch-libtorch.sh
 
-# On an NVIDIA GPU machine: cuda build, cross-backend test on cuda, quickstart on cuda, timings.
+# Cross-backend test on LibTorch's CPU backend (LibTorch 2.9.0 from PyPI wheels, cached).
+test-tch *ARGS:
+    bash scripts/test-tch.sh {{ARGS}}
+
+# On an NVIDIA GPU machine with a Rust toolchain and internet: cuda build, cross-backend test on cuda, quickstart on cuda.
 gpu-check:
     bash scripts/gpu-check.sh
+
+# Build and pack the GPU check for a machine without toolchain or internet (gpu-pack/, <= 64 MiB).
+gpu-pack *ARGS:
+    bash scripts/gpu-pack.sh {{ARGS}}
+
+# On the GPU machine: run the packed check (report in $OUT or runs/gpu-check); --dry-run: on this CPU.
+gpu-run *ARGS:
+    bash scripts/gpu-run.sh {{ARGS}}
+
+# Rates of each stage on a device, random models of the real shapes (e.g. just throughput wgpu wgpu).
+throughput DEVICE="flex" FEATURES="flex":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    dir=$(mktemp -d)
+    trap 'rm -rf "$dir"' EXIT
+    nr() { cargo run -q --release -p nr-experiments --features {{FEATURES}} -- "$@"; }
+    nr make-model llama --out "$dir/llm.gguf"
+    nr make-model bert --out "$dir/teacher"
+    nr throughput --device {{DEVICE}} --llm "$dir/llm.gguf" --teacher "$dir/teacher"
 
 # Formatting and lints as CI checks them.
 lint:

@@ -5,6 +5,8 @@
 //!   renders chat prompts, returns hidden states of any layer and generates with a KV cache.
 //! - [`teacher`]: a BERT-family sentence encoder (sentence-transformers folders) whose embedding space
 //!   the native head learns to land in.
+//! - [`synthetic`]: random-weight models in the exact shapes of real ones (GGUF decoder, HF
+//!   sentence-transformers folder), for throughput checks where the real files cannot travel.
 //!
 //! Nothing here is trained: the backbone and the teacher stay frozen.
 
@@ -13,5 +15,6 @@ pub mod gguf;
 
 pub use error::{BackboneError, Result};
 pub mod llama;
+pub mod synthetic;
 pub mod teacher;
 pub mod weights;

@@ -5,7 +5,8 @@ use anyhow::{Result, bail};
 use burn::tensor::Device;
 
 /// Names accepted by `--device`, for help texts.
-pub const DEVICE_HELP: &str = "flex (CPU, default), wgpu, cuda[:N], tch; only those compiled in";
+pub const DEVICE_HELP: &str =
+    "flex (CPU, default), wgpu, cuda[:N], tch (LibTorch CPU), tch-cuda[:N]; only those compiled in";
 
 /// Parses a device name; `None` picks the first compiled backend in the order flex, cuda, wgpu, tch.
 pub fn parse_device(name: Option<&str>) -> Result<Device> {
@@ -21,7 +22,7 @@ pub fn parse_device(name: Option<&str>) -> Result<Device> {
         ),
         None => (name.as_str(), 0),
     };
-    let _ = index;
+    let _ = index; // only cuda and tch-cuda read it
     match kind {
         #[cfg(feature = "flex")]
         "flex" | "cpu" => Ok(Device::flex()),
@@ -32,6 +33,9 @@ pub fn parse_device(name: Option<&str>) -> Result<Device> {
         #[cfg(feature = "tch")]
         #[allow(deprecated)]
         "tch" => Ok(Device::libtorch()),
+        #[cfg(feature = "tch")]
+        #[allow(deprecated)]
+        "tch-cuda" => Ok(Device::libtorch_cuda(index)),
         other => bail!(
             "--device {other}: not one of the backends compiled in ({DEVICE_HELP}); rebuild with --features {other}"
         ),

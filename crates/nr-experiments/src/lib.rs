@@ -20,5 +20,6 @@ pub mod pipeline;
 pub mod plot;
 pub mod progress;
 pub mod retrieval;
+pub mod throughput;
 pub mod train;
 pub mod vectors;

@@ -30,6 +30,11 @@ enum Command {
     Validate(commands::validate::ValidateArgs),
     /// Chat with an agent that searches with its own hidden states (a trained head).
     Chat(commands::chat::ChatArgs),
+    /// Write a random-weight model in a real model's shape (GGUF decoder or teacher folder).
+    #[command(subcommand)]
+    MakeModel(commands::make_model::MakeModelCommand),
+    /// Rates of each stage (prefill, teacher, head training, search) on one device.
+    Throughput(commands::throughput::ThroughputArgs),
 }
 
 fn main() {
@@ -48,6 +53,8 @@ fn main() {
         Command::Data(cmd) => commands::data::run(cmd),
         Command::Validate(args) => commands::validate::run(args),
         Command::Chat(args) => commands::chat::run(args),
+        Command::MakeModel(cmd) => commands::make_model::run(cmd),
+        Command::Throughput(args) => commands::throughput::run(args),
     };
     if let Err(err) = result {
         // One line: the chain of causes joined, as ripgrep does.

@@ -1,9 +1,11 @@
 //! Cross-backend parity: the same small forward passes and training steps on flex (the CPU reference)
 //! and on a second backend, compared within float tolerance.
 //!
-//! The second backend is `NR_TEST_DEVICE` (`wgpu`, `cuda` or `tch`, each only when compiled in);
-//! unset, it is the first compiled of wgpu, cuda, tch. `bash scripts/test-wgpu.sh` runs it on wgpu
-//! (lavapipe on a machine without a GPU), `bash scripts/gpu-check.sh` on cuda.
+//! The second backend is `NR_TEST_DEVICE` (`wgpu`, `cuda`, `tch` or `tch-cuda`, each only when
+//! compiled in); unset, it is the first compiled of wgpu, cuda, tch. `bash scripts/test-wgpu.sh`
+//! runs it on wgpu (lavapipe on a machine without a GPU), `bash scripts/test-tch.sh` on LibTorch's
+//! CPU backend (CI), `bash scripts/gpu-run.sh` on an NVIDIA GPU (wgpu, and tch-cuda when the
+//! machine's PyTorch links).
 //!
 //! What is compared, per component:
 //! - backbone: `Llm::load` of the SmolLM2 GGUF + `forward` of two chat prompts as one left-padded
@@ -17,6 +19,10 @@
 //!   with in-batch and hard negatives, rank distillation over candidates) on autodiff devices: the
 //!   loss value and the gradients of the head's weight and bias and of its input.
 //!
+//! With `NR_TEST_MODELS=synthetic` the backbone and the teacher are random-weight models in the
+//! real ones' exact shapes (`nr_backbone::synthetic`, written to a temporary folder), for machines
+//! the real files cannot reach (the GPU check of `scripts/gpu-pack.sh`).
+//!
 //! Tolerances (relative L2 error `||a - b|| / ||b||`, flex as `b`) are about 10x the largest error
 //! measured on wgpu/lavapipe (2026-11-27): backbone hidden states 3.7e-6, logits 4.7e-6, teacher
 //! 9.5e-7, heads 7.2e-7, loss values 6.7e-8, loss gradients 4.5e-7. Every comparison prints its max
@@ -29,11 +35,13 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use nr_backbone::llama::Llm;
+use nr_backbone::synthetic::{BertShape, LlamaShape, write_bert_folder, write_llama_gguf};
 use nr_backbone::teacher::TeacherEncoder;
 use nr_head::{
     BackboneInfo, Head, HeadConfig, HeadKind, HeadMeta, MapperPooling, Projection, TeacherInfo,
@@ -75,9 +83,37 @@ fn other_device() -> Device {
         #[cfg(feature = "tch")]
         #[allow(deprecated)]
         "tch" => Device::libtorch(),
+        #[cfg(feature = "tch")]
+        #[allow(deprecated)]
+        "tch-cuda" => Device::libtorch_cuda(0),
         other => panic!(
-            "NR_TEST_DEVICE={other}: not a backend compiled into this test (wgpu, cuda, tch)"
+            "NR_TEST_DEVICE={other}: not a backend compiled into this test (wgpu, cuda, tch, tch-cuda)"
         ),
+    }
+}
+
+/// The decoder and teacher under test: the fetched real models, or random ones of the same shapes
+/// when `NR_TEST_MODELS=synthetic` (written once per test process).
+fn models() -> (PathBuf, PathBuf) {
+    match std::env::var("NR_TEST_MODELS").as_deref() {
+        Ok("synthetic") => {
+            static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+            let dir = DIR.get_or_init(|| {
+                let dir = tempfile::tempdir().unwrap();
+                let start = Instant::now();
+                write_llama_gguf(&dir.path().join("llm.gguf"), &LlamaShape::smollm2_135m(), 1)
+                    .unwrap();
+                write_bert_folder(&dir.path().join("teacher"), &BertShape::minilm_l6(), 2).unwrap();
+                eprintln!("synthetic models written in {:.2?}", start.elapsed());
+                dir
+            });
+            (dir.path().join("llm.gguf"), dir.path().join("teacher"))
+        }
+        Ok("real") | Err(_) => (
+            PathBuf::from(common::model("SmolLM2-135M-Instruct.Q4_1.gguf")),
+            PathBuf::from(common::model("all-MiniLM-L6-v2")),
+        ),
+        Ok(other) => panic!("NR_TEST_MODELS={other}: expected real or synthetic"),
     }
 }
 
@@ -149,7 +185,7 @@ impl Rng {
 
 #[test]
 fn backbone_hidden_states_and_logits_agree_with_flex() {
-    let path = common::model("SmolLM2-135M-Instruct.Q4_1.gguf");
+    let path = models().0;
     let chats = [
         serde_json::json!([{"role": "user", "content": "What is the capital of France?"}]),
         serde_json::json!([
@@ -161,7 +197,7 @@ fn backbone_hidden_states_and_logits_agree_with_flex() {
     let layers = [0, 1, 15, 30];
     let run = |device: &Device| {
         let start = Instant::now();
-        let llm = Llm::load(Path::new(&path), device).unwrap();
+        let llm = Llm::load(&path, device).unwrap();
         assert_eq!(llm.num_layers(), 30);
         let prompts: Vec<Vec<u32>> = chats
             .iter()
@@ -208,7 +244,7 @@ fn backbone_hidden_states_and_logits_agree_with_flex() {
 
 #[test]
 fn teacher_embeddings_agree_with_flex() {
-    let dir = common::model("all-MiniLM-L6-v2");
+    let dir = models().1;
     let texts = [
         "The capital of France is Paris.",
         "Tolkien's The Hobbit was first published in September 1937 by George Allen & Unwin.",
@@ -216,7 +252,7 @@ fn teacher_embeddings_agree_with_flex() {
     ];
     let run = |device: &Device| {
         let start = Instant::now();
-        let teacher = TeacherEncoder::load(Path::new(&dir), device).unwrap();
+        let teacher = TeacherEncoder::load(&dir, device).unwrap();
         let out = teacher.encode(&texts).unwrap();
         eprintln!(
             "teacher on {device:?}: load + encode {:.2?}",

@@ -11,6 +11,22 @@ use super::config::{BertConfig, HiddenAct};
 use crate::error::Result;
 use crate::weights::{WeightSource, layer_norm, linear};
 
+/// Whether the backend's fused attention reads a boolean mask the other way round. burn-tch 0.22.1
+/// hands burn's mask (true = key excluded) to PyTorch's `scaled_dot_product_attention`, where true
+/// means "attends": padded sentences came out wrong (caught by the cross-backend test). With an
+/// additive bias (here all zeros) burn-tch takes its reference path, which reads the mask burn's way.
+fn inverts_boolean_masks(device: &Device) -> bool {
+    #[cfg(feature = "tch")]
+    if matches!(
+        device.clone().inner().as_dispatch(),
+        burn::backend::DispatchDevice::LibTorch(_)
+    ) {
+        return true;
+    }
+    let _ = device;
+    false
+}
+
 /// A post-LN transformer encoder layer with BERT's weight names.
 ///
 /// Query, key and value projections are fused into one `[hidden, 3 * hidden]` matrix so each layer
@@ -120,7 +136,11 @@ impl BertLayer {
         let k = qkv.clone().narrow(1, heads, heads);
         let v = qkv.narrow(1, 2 * heads, heads);
         // softmax(q k^T / sqrt(head_dim)) v in f32, padded keys excluded.
-        let context = attention(q, k, v, padding, None, AttentionModuleOptions::default());
+        let bias = padding
+            .as_ref()
+            .filter(|_| inverts_boolean_masks(&x.device()))
+            .map(|_| Tensor::zeros([batch, heads, seq, seq], &x.device()));
+        let context = attention(q, k, v, padding, bias, AttentionModuleOptions::default());
         let context = context.swap_dims(1, 2).reshape([batch, seq, hidden]);
 
         let x = self

@@ -27,7 +27,7 @@ pub struct Manifest {
     /// Folder for caches shared between runs (corpus index, hidden states, rewrites).
     #[serde(default = "default_cache")]
     pub cache: PathBuf,
-    /// Compute device: flex (default), wgpu, cuda[:N], tch.
+    /// Compute device: flex (default), wgpu, cuda[:N], tch, tch-cuda[:N].
     #[serde(default)]
     pub device: Option<String>,
     pub data: DataSpec,
