@@ -207,3 +207,43 @@ fn manifest_typos_and_missing_files_are_one_line_errors() {
         "{err}"
     );
 }
+
+#[test]
+fn generated_query_targets_generate_one_query_per_training_turn() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = tiny_manifest(dir.path());
+    let out = nr(&[
+        "run",
+        manifest.to_str().unwrap(),
+        "--set",
+        "losses.target=generated",
+        "--set",
+        "training.epochs=1",
+    ]);
+    assert!(
+        out.status.success(),
+        "run: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The context source reads no generated query, and generate-then-encode runs on dev and test
+    // (10 turns each): only the training targets ask for the 24 training turns' queries.
+    let mut sizes: Vec<usize> = std::fs::read_dir(dir.path().join("cache"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".rewrites.json"))
+        .map(|p| {
+            serde_json::from_slice::<Vec<String>>(&std::fs::read(&p).unwrap())
+                .unwrap()
+                .len()
+        })
+        .collect();
+    sizes.sort_unstable();
+    assert!(sizes.contains(&24), "rewrite files of sizes {sizes:?}");
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("out/metrics.json")).unwrap())
+            .unwrap();
+    let r10 = metrics["systems"]["native"]["mean"]["recall_10"]
+        .as_f64()
+        .unwrap();
+    assert!((0.0..=1.0).contains(&r10));
+}

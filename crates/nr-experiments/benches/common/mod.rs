@@ -6,8 +6,6 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use nr_experiments::atomic_file::write_atomic;
-use rand::Rng;
-use rand::rngs::StdRng;
 use serde::Serialize;
 
 /// The repository root.
@@ -50,17 +48,8 @@ pub fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// `n` random rows of width `dim`: uniform in [-1, 1) per coordinate, then L2-normalised.
-pub fn unit_rows(rng: &mut StdRng, n: usize, dim: usize) -> Vec<f32> {
-    let mut v: Vec<f32> = (0..n * dim)
-        .map(|_| rng.random_range(-1.0f32..1.0))
-        .collect();
-    for row in v.chunks_mut(dim) {
-        let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
-        row.iter_mut().for_each(|x| *x /= norm);
-    }
-    v
-}
+#[allow(unused_imports)] // used by the search bench only
+pub use nr_experiments::throughput::unit_rows;
 
 /// Seconds taken by `f`.
 pub fn seconds(f: impl FnOnce()) -> f64 {

@@ -401,10 +401,25 @@ impl std::fmt::Display for MetricName {
     }
 }
 
+/// The query text whose teacher embedding (alignment) and teacher ranking over the passages
+/// (rank distillation, hard negatives) a training turn's targets come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetQuery {
+    /// The human rewrite (the ideal standalone query).
+    #[default]
+    Rewrite,
+    /// The LLM's own generated query, as generate-then-encode would encode it (the paper's
+    /// distillation of generate-then-encode; one generation per training turn, cached).
+    Generated,
+}
+
 /// Which losses, with which weights and temperatures.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LossSpec {
+    /// The query text the targets come from: `rewrite` or `generated`.
+    pub target: TargetQuery,
     /// Loss terms to use: any of "align", "contrastive", "rank".
     pub use_terms: Vec<LossTerm>,
     pub align_weight: f32,
@@ -427,6 +442,7 @@ pub struct LossSpec {
 impl Default for LossSpec {
     fn default() -> Self {
         Self {
+            target: TargetQuery::Rewrite,
             use_terms: vec![LossTerm::Align, LossTerm::Contrastive, LossTerm::Rank],
             align_weight: 1.0,
             contrastive_weight: 1.0,

@@ -83,7 +83,7 @@ pub fn train_native(
     let standardizer = Standardizer::fit(&train_x, m.training.standardize);
     standardizer.apply(&mut train_x);
     standardizer.apply(&mut dev_x);
-    let train_y = targets::targets(ctx, &ctx.data.train, passages)?;
+    let train_y = targets::targets(ctx, &ctx.data.train, passages, opts)?;
     let config = m
         .head
         .config(

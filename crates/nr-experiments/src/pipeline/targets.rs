@@ -1,21 +1,37 @@
-//! Training targets from the teacher: embeddings of the human rewrites, gold passages, and the
-//! teacher's top-K candidates for each turn.
+//! Training targets from the teacher: embeddings of each turn's target query (the human rewrite, or
+//! the LLM's generated query: `losses.target`), gold passages, and the teacher's top-K candidates
+//! for that query.
 
 use std::collections::HashMap;
 
 use anyhow::Result;
 
-use super::Experiment;
 use super::dataset::Split;
+use super::{Experiment, RunOptions};
+use crate::manifest::TargetQuery;
 use crate::retrieval;
 use crate::train::targets::TrainTargets;
 use crate::vectors::Vectors;
 
 /// Targets of every turn of `split`, in turn order.
-pub fn targets(ctx: &Experiment, split: &Split, passages: &Vectors) -> Result<TrainTargets> {
+pub fn targets(
+    ctx: &Experiment,
+    split: &Split,
+    passages: &Vectors,
+    opts: &RunOptions,
+) -> Result<TrainTargets> {
     let ids = split.ids();
-    let rewrites: Vec<String> = split.turns.iter().map(|t| t.rewrite.clone()).collect();
-    let teacher_query = ctx.teacher.queries(&ids, &rewrites, &ctx.cache, false)?;
+    let queries: Vec<String> = match ctx.manifest.losses.target {
+        TargetQuery::Rewrite => split.turns.iter().map(|t| t.rewrite.clone()).collect(),
+        // Generated per cached part, as the `query_tokens` features are.
+        TargetQuery::Generated => split
+            .part_turns()
+            .into_iter()
+            .map(|turns| ctx.rewrites(split.name, turns, opts))
+            .collect::<Result<Vec<_>>>()?
+            .concat(),
+    };
+    let teacher_query = ctx.teacher.queries(&ids, &queries, &ctx.cache, false)?;
     let index: HashMap<&str, usize> = passages
         .ids
         .iter()
