@@ -26,8 +26,9 @@ def load(path):
 
 
 def key(row):
-    first = row["case"].split()[0]
-    return (row["stage"], first if row["stage"] == "head_train" else "")
+    # Head rows pair by the head's name ("linear", "linear (attention pooling)", ...).
+    head = row["case"].split(" head")[0]
+    return (row["stage"], head if row["stage"] == "head_train" else "")
 
 
 def main(out):

@@ -14,7 +14,7 @@ use burn::tensor::Device;
 use common::{BenchFile, Row};
 use nr_experiments::manifest::{LossSpec, TrainingSpec};
 use nr_experiments::throughput::HeadTrainWorkload;
-use nr_head::HeadKind;
+use nr_head::{HeadKind, TokenPooling};
 
 const HIDDEN: usize = 576;
 const TEACHER: usize = 384;
@@ -40,19 +40,28 @@ fn main() {
         losses.top_k,
         MAPPER_TOKENS,
     );
-    let rows = [HeadKind::Linear, HeadKind::Mlp, HeadKind::Mapper]
-        .into_iter()
-        .map(|kind| {
-            let m = workload
-                .train(kind, &training, &losses, &device, repeats)
-                .unwrap();
-            Row::new(
-                format!("{kind:?} head, batch {}", training.batch_size).to_lowercase(),
-                "examples/s",
-                m.runs,
-            )
-        })
-        .collect();
+    let rows = [
+        (HeadKind::Linear, TokenPooling::Mean, ""),
+        (HeadKind::Mlp, TokenPooling::Mean, ""),
+        (HeadKind::Mapper, TokenPooling::Mean, ""),
+        (
+            HeadKind::Linear,
+            TokenPooling::Attention,
+            " attention-pooled",
+        ),
+    ]
+    .into_iter()
+    .map(|(kind, pooling, label)| {
+        let m = workload
+            .train(kind, pooling, &training, &losses, &device, repeats)
+            .unwrap();
+        Row::new(
+            format!("{kind:?}{label} head, batch {}", training.batch_size).to_lowercase(),
+            "examples/s",
+            m.runs,
+        )
+    })
+    .collect();
     BenchFile {
         bench: "head_train".into(),
         stack: format!("nr-experiments trainer step, burn flex autodiff, {} threads, {repeats} epochs of {EXAMPLES}", common::threads()),

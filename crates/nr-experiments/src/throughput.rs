@@ -15,7 +15,7 @@ use burn::optim::AdamWConfig;
 use burn::tensor::{Device, Tensor, TensorData};
 use nr_backbone::llama::Llm;
 use nr_backbone::teacher::TeacherEncoder;
-use nr_head::{Head, HeadConfig, HeadKind};
+use nr_head::{Head, HeadConfig, HeadKind, TokenPooling};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
@@ -147,7 +147,7 @@ pub fn teacher_encode(
 pub struct HeadTrainWorkload {
     /// One pooled vector of 2 mixed layers per example (linear and mlp heads).
     pub pooled: HeadInputs,
-    /// `tokens` token states of one layer per example (the mapper).
+    /// `tokens` token states of one layer per example (the mapper, attention pooling).
     pub tokens: HeadInputs,
     pub targets: TrainTargets,
     pub passages: Vectors,
@@ -220,10 +220,11 @@ impl HeadTrainWorkload {
         self.targets.positive.len()
     }
 
-    /// The inputs a head of `kind` reads.
-    pub fn inputs(&self, kind: HeadKind) -> &HeadInputs {
-        match kind {
-            HeadKind::Mapper => &self.tokens,
+    /// The inputs a head of `kind` pooling by `pooling` reads: token states for the mapper and
+    /// for attention pooling, one pooled vector otherwise.
+    pub fn inputs(&self, kind: HeadKind, pooling: TokenPooling) -> &HeadInputs {
+        match (kind, pooling) {
+            (HeadKind::Mapper, _) | (_, TokenPooling::Attention) => &self.tokens,
             _ => &self.pooled,
         }
     }
@@ -233,14 +234,16 @@ impl HeadTrainWorkload {
     pub fn train(
         &self,
         kind: HeadKind,
+        pooling: TokenPooling,
         training: &TrainingSpec,
         losses: &LossSpec,
         device: &Device,
         repeats: usize,
     ) -> Result<Measurement> {
-        let x = self.inputs(kind);
+        let x = self.inputs(kind, pooling);
         let mut config = HeadConfig::new(kind, x.dim, self.targets.dim);
         config.layers = x.layers;
+        config.token_pooling = pooling;
         let mut head = Some(config.init(device)?);
         let mut optim = AdamWConfig::new()
             .with_weight_decay(training.weight_decay)
@@ -265,8 +268,13 @@ impl HeadTrainWorkload {
             }
             Ok(head)
         };
+        let pooled_by = match (kind, pooling) {
+            (HeadKind::Mapper, _) => "",
+            (_, TokenPooling::Mean) => "",
+            (_, TokenPooling::Attention) => " (attention pooling)",
+        };
         let case = format!(
-            "{} head, batch {}, {} examples, inputs {}-d x {} token(s)",
+            "{}{pooled_by} head, batch {}, {} examples, inputs {}-d x {} token(s)",
             format!("{kind:?}").to_lowercase(),
             training.batch_size,
             self.examples(),

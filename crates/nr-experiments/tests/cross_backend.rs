@@ -45,6 +45,7 @@ use nr_backbone::synthetic::{BertShape, LlamaShape, write_bert_folder, write_lla
 use nr_backbone::teacher::TeacherEncoder;
 use nr_head::{
     BackboneInfo, Head, HeadConfig, HeadKind, HeadMeta, MapperPooling, Projection, TeacherInfo,
+    TokenPooling,
 };
 use nr_losses::{AlignmentKind, HardNegatives, InfoNce, alignment, candidate_scores, rank_distill};
 use rand::rngs::StdRng;
@@ -324,6 +325,10 @@ fn every_head_kind_computes_the_same_outputs_as_on_flex() {
             input_layernorm: true,
             ..base(HeadKind::Mapper)
         },
+        HeadConfig {
+            token_pooling: TokenPooling::Attention,
+            ..base(HeadKind::Linear)
+        },
     ];
     let (lengths, tokens) = ([5, 2, 3], 5);
     let (hidden, mask) = hidden_inputs(&mut Rng::seeded(5), 2, &lengths, tokens);
@@ -353,7 +358,10 @@ fn every_head_kind_computes_the_same_outputs_as_on_flex() {
         }
         assert!(differences(&want[..D], &want[D..2 * D]).1 > 0.1);
         check(
-            &format!("head {:?} {:?}", config.kind, config.mapper_pooling),
+            &format!(
+                "head {:?} {:?} {:?}",
+                config.kind, config.mapper_pooling, config.token_pooling
+            ),
             &got,
             &want,
             TOL_HEAD,

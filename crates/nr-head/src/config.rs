@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::HeadError;
+use crate::token_pool::TokenPooling;
 
 /// The three head architectures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,6 +60,8 @@ pub struct HeadConfig {
     pub mapper_width: Option<usize>,
     /// How the mapper pools its tokens.
     pub mapper_pooling: MapperPooling,
+    /// How linear and MLP heads pool the tokens they read (mean or learned attention).
+    pub token_pooling: TokenPooling,
 }
 
 /// The wire form, with defaults, checked by [`HeadConfig::validate`] on the way in.
@@ -84,6 +87,8 @@ struct RawHeadConfig {
     mapper_width: Option<usize>,
     #[serde(default)]
     mapper_pooling: MapperPooling,
+    #[serde(default)]
+    token_pooling: TokenPooling,
 }
 
 mod defaults {
@@ -117,6 +122,7 @@ impl TryFrom<RawHeadConfig> for HeadConfig {
             mapper_heads: r.mapper_heads,
             mapper_width: r.mapper_width,
             mapper_pooling: r.mapper_pooling,
+            token_pooling: r.token_pooling,
         };
         config.validate()?;
         Ok(config)
@@ -140,6 +146,7 @@ impl HeadConfig {
             mapper_heads: defaults::mapper_heads(),
             mapper_width: None,
             mapper_pooling: MapperPooling::Query,
+            token_pooling: TokenPooling::Mean,
         }
     }
 
@@ -166,6 +173,12 @@ impl HeadConfig {
             return Err(HeadError::config(
                 "dropout",
                 format!("{} is not in [0, 1)", self.dropout),
+            ));
+        }
+        if self.kind == HeadKind::Mapper && self.token_pooling != TokenPooling::Mean {
+            return Err(HeadError::config(
+                "token_pooling",
+                "applies to linear and mlp heads (the mapper pools by mapper_pooling)",
             ));
         }
         if self.kind == HeadKind::Mapper {

@@ -11,6 +11,7 @@ use crate::layer_mix::LayerMix;
 use crate::mapper::Mapper;
 use crate::mlp::Mlp;
 use crate::pooling::{l2_normalize, masked_mean};
+use crate::token_pool::{AttentionPool, TokenPooling};
 
 /// The projection of one head kind.
 // A head holds exactly one projection, so the size gap between variants costs nothing.
@@ -34,6 +35,8 @@ pub struct Head {
     config: HeadConfig,
     /// Mixes the input layers when the config has `layers > 1`.
     pub mix: Option<LayerMix>,
+    /// Attention pooling of the tokens (linear, mlp with `token_pooling = attention`).
+    pub token_pool: Option<AttentionPool>,
     /// LayerNorm of the pooled input (linear, mlp) or of every token (mapper).
     pub input_norm: Option<LayerNorm>,
     pub projection: Projection,
@@ -55,6 +58,8 @@ impl HeadConfig {
         Ok(Head {
             config: self.clone(),
             mix: (self.layers > 1).then(|| LayerMix::new(self.layers, device)),
+            token_pool: (self.token_pooling == TokenPooling::Attention)
+                .then(|| AttentionPool::new(input, device)),
             input_norm: self
                 .input_layernorm
                 .then(|| LayerNormConfig::new(input).init(device)),
@@ -111,9 +116,12 @@ impl Head {
         Ok(l2_normalize(out))
     }
 
-    /// Masked mean of the tokens, then the input LayerNorm when configured.
+    /// Masked mean (or attention pool) of the tokens, then the input LayerNorm when configured.
     fn pooled(&self, tokens: Tensor<3>, mask: Tensor<2>) -> Tensor<2> {
-        let v = masked_mean(tokens, mask);
+        let v = match &self.token_pool {
+            Some(pool) => pool.forward(tokens, mask),
+            None => masked_mean(tokens, mask),
+        };
         match &self.input_norm {
             Some(norm) => norm.forward(v),
             None => v,

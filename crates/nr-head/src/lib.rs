@@ -1,7 +1,8 @@
 //! Projection heads of native retrieval: they read a frozen LLM's hidden states and return a unit
 //! vector in a frozen teacher's embedding space.
 //!
-//! - [`HeadConfig`]: which head (`linear`, `mlp`, `mapper`) and its sizes, from TOML or JSON.
+//! - [`HeadConfig`]: which head (`linear`, `mlp`, `mapper`) and its sizes, from TOML or JSON;
+//!   linear and MLP heads pool their tokens by mean or a learned attention ([`AttentionPool`]).
 //! - [`Head`]: the burn module; [`Head::forward`] maps `hidden [batch, layers, tokens, H]` and
 //!   `mask [batch, tokens]` to L2-normalised `[batch, D]`. Several layers are mixed by a learned
 //!   softmax weighting ([`LayerMix`]).
@@ -21,6 +22,7 @@ mod meta;
 mod mlp;
 mod persist;
 mod pooling;
+mod token_pool;
 
 pub use config::{HeadConfig, HeadKind, MapperPooling};
 pub use error::HeadError;
@@ -35,3 +37,4 @@ pub use meta::{BackboneInfo, HeadMeta, TeacherInfo};
 pub use mlp::Mlp;
 pub use persist::{HeadSidecar, SIDECAR_FORMAT, SIDECAR_VERSION, sidecar_path, weights_path};
 pub use pooling::{NORM_EPS, l2_normalize, masked_mean};
+pub use token_pool::{AttentionPool, TokenPooling};

@@ -7,7 +7,7 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
 use common::*;
-use nr_head::{HeadConfig, HeadError, HeadKind, LayerMix, Projection};
+use nr_head::{AttentionPool, HeadConfig, HeadError, HeadKind, LayerMix, Projection};
 
 #[test]
 fn linear_head_is_the_normalised_map_of_the_masked_mean() {
@@ -170,4 +170,52 @@ fn every_parameter_of_every_head_gets_a_gradient() {
             config
         );
     }
+}
+
+#[test]
+fn attention_pool_weights_real_tokens_by_the_softmax_of_their_scores() {
+    let device = Device::flex();
+    // Two rows of 3 token slots, width 2: row 0 has 3 real tokens, row 1 has 2 (one padding slot).
+    let x = [
+        1.0, 0.0, 0.0, 1.0, 2.0, 2.0, 3.0, -1.0, 1.0, 1.0, 100.0, 100.0,
+    ];
+    let mask = [1.0, 1.0, 1.0, 1.0, 1.0, 0.0];
+    let xs = || tensor(x.to_vec(), [2, 3, 2], &device);
+    let ms = || tensor(mask.to_vec(), [2, 3], &device);
+    let mut pool = AttentionPool::new(2, &device);
+    // Zero scores: the masked mean (padding ignored).
+    let fresh = host(pool.forward(xs(), ms()));
+    let want_mean = [1.0, 1.0, 2.0, 0.0];
+    for (g, w) in fresh.iter().zip(want_mean) {
+        assert!((g - w).abs() < 1e-6, "{fresh:?}");
+    }
+    // Score vector (1, -1): row 0 scores (1, -1, 0), row 1 scores (4, 0) (padding excluded).
+    pool.score = burn::module::Param::from_tensor(tensor(vec![1.0, -1.0], [2], &device));
+    let e = |v: f64| v.exp();
+    let z0 = e(1.0) + e(-1.0) + e(0.0);
+    let w0 = [e(1.0) / z0, e(-1.0) / z0, e(0.0) / z0];
+    let z1 = e(4.0) + e(0.0);
+    let w1 = [e(4.0) / z1, e(0.0) / z1];
+    let want = [
+        w0[0] + w0[2] * 2.0,
+        w0[1] + w0[2] * 2.0,
+        w1[0] * 3.0 + w1[1],
+        -w1[0] + w1[1],
+    ];
+    let got = host(pool.forward(xs(), ms()));
+    for (g, w) in got.iter().zip(want) {
+        assert!((*g as f64 - w).abs() < 1e-5, "{got:?} vs {want:?}");
+    }
+    let weights = host(pool.weights(xs(), ms()));
+    assert_eq!(weights[5], 0.0, "padding gets no weight");
+}
+
+#[test]
+fn token_pooling_by_attention_is_refused_for_the_mapper() {
+    let config = HeadConfig {
+        token_pooling: nr_head::TokenPooling::Attention,
+        ..HeadConfig::new(HeadKind::Mapper, H, D)
+    };
+    let err = config.validate().unwrap_err().to_string();
+    assert!(err.contains("token_pooling"), "{err}");
 }

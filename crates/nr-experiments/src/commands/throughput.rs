@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use nr_backbone::llama::Llm;
 use nr_backbone::teacher::TeacherEncoder;
-use nr_head::HeadKind;
+use nr_head::{HeadKind, TokenPooling};
 use serde::Serialize;
 
 use crate::atomic_file::write_atomic;
@@ -56,6 +56,14 @@ pub struct ThroughputArgs {
     #[arg(long)]
     json: Option<PathBuf>,
 }
+
+/// The head-training rows: each head kind, and the linear head pooling tokens by attention.
+const HEAD_ROWS: [(HeadKind, TokenPooling); 4] = [
+    (HeadKind::Linear, TokenPooling::Mean),
+    (HeadKind::Mlp, TokenPooling::Mean),
+    (HeadKind::Mapper, TokenPooling::Mean),
+    (HeadKind::Linear, TokenPooling::Attention),
+];
 
 /// What `--json` writes.
 #[derive(Serialize)]
@@ -111,8 +119,8 @@ pub fn run(args: ThroughputArgs) -> Result<()> {
             args.mapper_tokens,
         );
         let autodiff = device.clone().autodiff();
-        for kind in [HeadKind::Linear, HeadKind::Mlp, HeadKind::Mapper] {
-            report(workload.train(kind, &training, &losses, &autodiff, args.repeats)?);
+        for (kind, pooling) in HEAD_ROWS {
+            report(workload.train(kind, pooling, &training, &losses, &autodiff, args.repeats)?);
         }
     }
     if args.search_queries > 0 {

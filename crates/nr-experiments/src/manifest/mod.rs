@@ -7,7 +7,7 @@ pub mod validate;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use nr_head::{HeadConfig, HeadKind, MapperPooling};
+use nr_head::{HeadConfig, HeadKind, MapperPooling, TokenPooling};
 pub use nr_losses::AlignmentKind;
 use serde::{Deserialize, Serialize};
 
@@ -256,6 +256,9 @@ pub struct HeadSpec {
     pub mapper_width: Option<usize>,
     #[serde(default)]
     pub mapper_pooling: MapperPooling,
+    /// How linear and MLP heads pool the tokens they read: `mean` or `attention`.
+    #[serde(default)]
+    pub token_pooling: TokenPooling,
 }
 
 mod head_defaults {
@@ -291,6 +294,7 @@ impl HeadSpec {
             mapper_heads: self.mapper_heads,
             mapper_width: self.mapper_width,
             mapper_pooling: self.mapper_pooling,
+            token_pooling: self.token_pooling,
         };
         config.validate().map_err(|e| {
             anyhow::anyhow!("head.{}", e.to_string().trim_start_matches("head config: "))

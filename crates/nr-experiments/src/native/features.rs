@@ -19,7 +19,7 @@ pub fn length_sorted_batches(lengths: &[usize], batch: usize) -> Vec<Vec<usize>>
 }
 
 /// Pools one turn's token states (one `TokenStates` per layer) into `[tokens, layers, dim]` rows;
-/// `Question` pools like `MeanLast` with the `k` of that turn.
+/// `Question` pools like `MeanLast` with the `k` of that turn, `QuestionTokens` like `Tokens`.
 fn pool_tokens(states: &[&TokenStates], pool: Pooling, k: usize) -> (usize, Vec<f32>) {
     let len = states[0].len;
     let mut out = Vec::new();
@@ -36,7 +36,7 @@ fn pool_tokens(states: &[&TokenStates], pool: Pooling, k: usize) -> (usize, Vec<
             }
             (1, out)
         }
-        Pooling::Tokens => {
+        Pooling::Tokens | Pooling::QuestionTokens => {
             let start = len.saturating_sub(k.max(1));
             for t in start..len {
                 for s in states {
@@ -52,13 +52,14 @@ fn pool_tokens(states: &[&TokenStates], pool: Pooling, k: usize) -> (usize, Vec<
 fn tail_tokens(pool: Pooling, pool_k: usize, question_tokens: Option<&[usize]>, r: usize) -> usize {
     match pool {
         Pooling::Last => 1,
-        Pooling::Question => question_tokens.map_or(pool_k, |q| q[r]),
+        Pooling::Question | Pooling::QuestionTokens => question_tokens.map_or(pool_k, |q| q[r]),
         Pooling::MeanLast | Pooling::Tokens => pool_k,
     }
 }
 
 /// Hidden-state features of each prompt at `layers`, pooled; prompts run in length-sorted batches.
-/// `Question` pooling reads `question_tokens[i]` tokens of prompt `i` (see [`question_prompts`]).
+/// `Question` (and `QuestionTokens`) pooling reads `question_tokens[i]` tokens of prompt `i` (see
+/// [`question_prompts`]).
 #[allow(clippy::too_many_arguments)]
 pub fn context_features(
     llm: &Llm,
@@ -71,7 +72,7 @@ pub fn context_features(
     show_progress: bool,
 ) -> Result<HeadInputs> {
     anyhow::ensure!(
-        pool != Pooling::Question || question_tokens.is_some_and(|q| q.len() == prompts.len()),
+        !pool.reads_question() || question_tokens.is_some_and(|q| q.len() == prompts.len()),
         "question pooling needs the question's token count of every prompt"
     );
     let dim = llm.hidden_size();
@@ -117,7 +118,7 @@ pub fn context_features_incremental(
         "token pooling reads every token of the prompt: incremental prefill does not apply"
     );
     anyhow::ensure!(
-        pool != Pooling::Question || question_tokens.is_some_and(|q| q.len() == prompts.len()),
+        !pool.reads_question() || question_tokens.is_some_and(|q| q.len() == prompts.len()),
         "question pooling needs the question's token count of every prompt"
     );
     let dim = llm.hidden_size();
@@ -250,7 +251,7 @@ impl FeatureSpec {
             HiddenSource::Context => {
                 // Question pooling renders each prompt once with its question's token count.
                 let (prompts, question_tokens) = match self.pool {
-                    Pooling::Question => {
+                    Pooling::Question | Pooling::QuestionTokens => {
                         let (prompts, counts) = question_prompts(
                             llm,
                             conversations,
@@ -350,7 +351,13 @@ mod tests {
             .take(7)
             .collect();
         let convs = conversations(&turns);
-        for pool in [Pooling::Question, Pooling::Last, Pooling::MeanLast] {
+        let mut by_pool = Vec::new();
+        for pool in [
+            Pooling::Question,
+            Pooling::Last,
+            Pooling::MeanLast,
+            Pooling::QuestionTokens,
+        ] {
             let spec = FeatureSpec {
                 source: HiddenSource::Context,
                 layers: vec![16, 24],
@@ -412,6 +419,27 @@ mod tests {
                 cache.stats.reused > 0,
                 "{pool:?}: later turns reuse earlier ones"
             );
+            by_pool.push(batched);
+        }
+        // Question tokens kept one by one average to the question-pooled vector.
+        let (pooled, tokens) = (&by_pool[0], &by_pool[3]);
+        let width = tokens.layers * tokens.dim;
+        for turn in 0..pooled.len() {
+            let rows = tokens.offsets[turn]..tokens.offsets[turn + 1];
+            assert!(rows.len() > 1, "turn {turn}: a question has several tokens");
+            let n = rows.len() as f32;
+            for j in 0..width {
+                let mean: f32 = rows
+                    .clone()
+                    .map(|r| tokens.data[r * width + j])
+                    .sum::<f32>()
+                    / n;
+                let want = pooled.data[turn * width + j];
+                assert!(
+                    (mean - want).abs() < 1e-3 * (1.0 + want.abs()),
+                    "turn {turn} {j}"
+                );
+            }
         }
     }
 }

@@ -37,6 +37,16 @@ pub enum Pooling {
     /// `context` only: mean of the current question's tokens and the generation prompt after them,
     /// as the LLM read them in the conversation (the history shapes them, no query is generated).
     Question,
+    /// `context` only: the same tokens as `question`, each kept (for heads that pool them by
+    /// attention, `head.token_pooling = "attention"`, or the mapper).
+    QuestionTokens,
+}
+
+impl Pooling {
+    /// Whether the tokens read are those of the current question (and the generation prompt).
+    pub fn reads_question(self) -> bool {
+        matches!(self, Pooling::Question | Pooling::QuestionTokens)
+    }
 }
 
 /// How the pipeline runs the LLM over a split's prompts (the features are the same either way,

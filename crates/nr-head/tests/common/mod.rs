@@ -3,7 +3,9 @@
 #![allow(dead_code)]
 
 use burn::tensor::{Device, Tensor, TensorData};
-use nr_head::{BackboneInfo, HeadConfig, HeadKind, HeadMeta, MapperPooling, TeacherInfo};
+use nr_head::{
+    BackboneInfo, HeadConfig, HeadKind, HeadMeta, MapperPooling, TeacherInfo, TokenPooling,
+};
 
 pub const H: usize = 12;
 pub const D: usize = 8;
@@ -38,7 +40,7 @@ pub fn host<const N: usize>(t: Tensor<N>) -> Vec<f32> {
     t.into_data().try_into_vec_as::<f32>().unwrap()
 }
 
-/// One config of each head kind (and both mapper poolings), `layers` mixed layers, small widths.
+/// One config of each head kind (both mapper poolings, and a linear head pooling by attention), `layers` mixed layers, small widths.
 pub fn configs(layers: usize) -> Vec<HeadConfig> {
     let base = |kind| HeadConfig {
         layers,
@@ -60,7 +62,17 @@ pub fn configs(layers: usize) -> Vec<HeadConfig> {
         input_layernorm: true,
         ..mapper.clone()
     };
-    vec![base(HeadKind::Linear), mlp, mapper, mapper_mean]
+    let linear_attention = HeadConfig {
+        token_pooling: TokenPooling::Attention,
+        ..base(HeadKind::Linear)
+    };
+    vec![
+        base(HeadKind::Linear),
+        mlp,
+        mapper,
+        mapper_mean,
+        linear_attention,
+    ]
 }
 
 /// The setup a test head belongs to: a backbone of width [`H`] read at `layers` layers and a
