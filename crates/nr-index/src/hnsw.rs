@@ -1,0 +1,323 @@
+//! An approximate nearest-neighbour index: USearch's HNSW graph over inner product, saved to one
+//! file (`NAME`, plus `NAME.json`: what it indexes, and `NAME.ids`: row -> id) and served either
+//! loaded or memory-mapped ([`HnswIndex::open`]), so a collection's vectors need not fit in RAM.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
+
+use crate::meta::VectorMeta;
+use crate::parquet::{ROW_GROUP, for_each_batch, parquet_files, temp_path};
+use crate::{IndexError, Result, Vectors};
+
+/// How vectors are stored inside the graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HnswStorage {
+    F32,
+    /// Half the memory of f32; recall barely moves for unit vectors (docs/scale.md).
+    #[default]
+    F16,
+    /// A quarter of f32's memory, coarser scores.
+    I8,
+}
+
+/// The graph's shape and search effort.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HnswParams {
+    /// Links per node (HNSW's M).
+    pub connectivity: usize,
+    /// Candidates kept while inserting (efConstruction).
+    pub expansion_add: usize,
+    /// Candidates kept while searching (ef): recall against speed.
+    pub expansion_search: usize,
+    pub storage: HnswStorage,
+}
+
+impl Default for HnswParams {
+    fn default() -> Self {
+        HnswParams {
+            connectivity: 16,
+            expansion_add: 128,
+            expansion_search: 64,
+            storage: HnswStorage::F16,
+        }
+    }
+}
+
+/// What `NAME.json` holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HnswSidecar {
+    pub dim: usize,
+    pub rows: usize,
+    pub params: HnswParams,
+    /// The vectors' metadata, when they had it.
+    pub vectors: Option<VectorMeta>,
+}
+
+/// An HNSW index with the ids of its rows.
+pub struct HnswIndex {
+    inner: Index,
+    /// Id of row `i` (the key of the graph's node `i`).
+    pub ids: Vec<String>,
+    pub sidecar: HnswSidecar,
+}
+
+fn hnsw_err(path: &Path, e: impl std::fmt::Display) -> IndexError {
+    IndexError::Hnsw {
+        path: path.to_path_buf(),
+        problem: e.to_string(),
+    }
+}
+
+fn new_index(path: &Path, dim: usize, params: &HnswParams, capacity: usize) -> Result<Index> {
+    let options = IndexOptions {
+        dimensions: dim,
+        metric: MetricKind::IP,
+        quantization: match params.storage {
+            HnswStorage::F32 => ScalarKind::F32,
+            HnswStorage::F16 => ScalarKind::F16,
+            HnswStorage::I8 => ScalarKind::I8,
+        },
+        connectivity: params.connectivity,
+        expansion_add: params.expansion_add,
+        expansion_search: params.expansion_search,
+        multi: false,
+    };
+    let index = Index::new(&options).map_err(|e| hnsw_err(path, e))?;
+    index
+        .reserve_capacity_and_threads(capacity.max(1), rayon::current_num_threads())
+        .map_err(|e| hnsw_err(path, e))?;
+    Ok(index)
+}
+
+fn add_rows(index: &Index, path: &Path, first_key: usize, dim: usize, data: &[f32]) -> Result<()> {
+    data.par_chunks(dim).enumerate().try_for_each(|(i, row)| {
+        index
+            .add((first_key + i) as u64, row)
+            .map_err(|e| hnsw_err(path, e))
+    })
+}
+
+/// Sidecar paths of an index file.
+fn sidecar_paths(path: &Path) -> (PathBuf, PathBuf) {
+    let with = |ext: &str| {
+        let mut s = path.as_os_str().to_owned();
+        s.push(ext);
+        PathBuf::from(s)
+    };
+    (with(".json"), with(".ids"))
+}
+
+impl HnswIndex {
+    /// Indexes vectors held in memory (a collection that fits in RAM).
+    pub fn from_vectors(vectors: &Vectors, params: &HnswParams) -> Result<Self> {
+        let here = Path::new("(in memory)");
+        let inner = new_index(here, vectors.dim, params, vectors.len())?;
+        add_rows(&inner, here, 0, vectors.dim, &vectors.data)?;
+        Ok(HnswIndex {
+            inner,
+            ids: vectors.ids.clone(),
+            sidecar: HnswSidecar {
+                dim: vectors.dim,
+                rows: vectors.len(),
+                params: params.clone(),
+                vectors: None,
+            },
+        })
+    }
+
+    /// Builds the index of the Parquet vectors at `vectors` (a file or a folder of shards) into
+    /// the file `out`, streaming one batch at a time; `progress(done, total)` after each batch.
+    /// Every file is written atomically: a killed build leaves no index.
+    pub fn build(
+        vectors: &Path,
+        out: &Path,
+        params: &HnswParams,
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<HnswSidecar> {
+        let files = parquet_files(vectors)?;
+        let mut total = 0usize;
+        for f in &files {
+            let file = std::fs::File::open(f).map_err(|e| IndexError::io(f, e))?;
+            let reader = parquet::file::reader::SerializedFileReader::new(file)
+                .map_err(|e| IndexError::file(f, format!("not a readable Parquet file: {e}")))?;
+            use parquet::file::reader::FileReader;
+            total += reader.metadata().file_metadata().num_rows() as usize;
+        }
+        let mut index: Option<Index> = None;
+        let mut ids: Vec<String> = Vec::with_capacity(total);
+        let mut dim = 0;
+        let mut set_meta: Option<VectorMeta> = None;
+        for_each_batch(vectors, ROW_GROUP, |file, meta, batch| {
+            if index.is_none() {
+                dim = batch.dim;
+                set_meta = meta.cloned().map(|m| VectorMeta { shard: None, ..m });
+                index = Some(new_index(out, dim, params, total)?);
+            } else if batch.dim != dim {
+                return Err(IndexError::file(
+                    file,
+                    format!(
+                        "{}-dimensional vectors after {dim}-dimensional ones",
+                        batch.dim
+                    ),
+                ));
+            }
+            add_rows(
+                index.as_ref().expect("made above"),
+                out,
+                ids.len(),
+                dim,
+                &batch.data,
+            )?;
+            ids.extend(batch.ids);
+            progress(ids.len(), total);
+            Ok(())
+        })?;
+        let index = index.ok_or_else(|| IndexError::file(vectors, "no vectors"))?;
+        let sidecar = HnswSidecar {
+            dim,
+            rows: ids.len(),
+            params: params.clone(),
+            vectors: set_meta,
+        };
+        let built = HnswIndex {
+            inner: index,
+            ids,
+            sidecar: sidecar.clone(),
+        };
+        built.save(out)?;
+        Ok(sidecar)
+    }
+
+    /// Saves the graph, its ids and its sidecar, each atomically (ids and sidecar last: an index
+    /// without its sidecar is never opened).
+    pub fn save(&self, out: &Path) -> Result<()> {
+        let (json, ids) = sidecar_paths(out);
+        let tmp = temp_path(out);
+        let tmp_str = tmp
+            .to_str()
+            .ok_or_else(|| IndexError::file(out, "path is not UTF-8"))?;
+        self.inner.save(tmp_str).map_err(|e| hnsw_err(out, e))?;
+        std::fs::rename(&tmp, out).map_err(|e| IndexError::io(out, e))?;
+        let mut text = String::with_capacity(self.ids.len() * 16);
+        for id in &self.ids {
+            if id.contains('\n') {
+                return Err(IndexError::Invalid(format!("id {id:?} holds a line break")));
+            }
+            text.push_str(id);
+            text.push('\n');
+        }
+        write_atomic(&ids, text.as_bytes())?;
+        let sidecar = serde_json::to_string_pretty(&self.sidecar).expect("sidecar serialises");
+        write_atomic(&json, sidecar.as_bytes())
+    }
+
+    /// Opens a saved index; `mmap`: serve it from the file (the OS pages vectors in as searches
+    /// touch them) instead of reading it into memory.
+    pub fn open(path: &Path, mmap: bool) -> Result<Self> {
+        let (json, ids_path) = sidecar_paths(path);
+        let text = std::fs::read_to_string(&json).map_err(|e| IndexError::io(&json, e))?;
+        let sidecar: HnswSidecar = serde_json::from_str(&text)
+            .map_err(|e| IndexError::file(&json, format!("not an index sidecar: {e}")))?;
+        let file = std::fs::File::open(&ids_path).map_err(|e| IndexError::io(&ids_path, e))?;
+        let ids = std::io::BufReader::new(file)
+            .lines()
+            .collect::<std::io::Result<Vec<_>>>()
+            .map_err(|e| IndexError::io(&ids_path, e))?;
+        if ids.len() != sidecar.rows {
+            return Err(IndexError::file(
+                &ids_path,
+                format!("{} ids, the sidecar says {} rows", ids.len(), sidecar.rows),
+            ));
+        }
+        let inner = new_index(path, sidecar.dim, &sidecar.params, 0)?;
+        let path_str = path
+            .to_str()
+            .ok_or_else(|| IndexError::file(path, "path is not UTF-8"))?;
+        if mmap {
+            inner.view(path_str)
+        } else {
+            inner.load(path_str)
+        }
+        .map_err(|e| hnsw_err(path, e))?;
+        if inner.size() != sidecar.rows || inner.dimensions() != sidecar.dim {
+            return Err(hnsw_err(
+                path,
+                format!(
+                    "holds {} vectors of {} dimensions, the sidecar says {} of {}",
+                    inner.size(),
+                    inner.dimensions(),
+                    sidecar.rows,
+                    sidecar.dim
+                ),
+            ));
+        }
+        inner
+            .reserve_capacity_and_threads(sidecar.rows, rayon::current_num_threads())
+            .ok();
+        Ok(HnswIndex {
+            inner,
+            ids,
+            sidecar,
+        })
+    }
+
+    /// Number of indexed vectors.
+    pub fn len(&self) -> usize {
+        self.sidecar.rows
+    }
+
+    /// True when nothing is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.sidecar.rows == 0
+    }
+
+    /// Width of the indexed vectors.
+    pub fn dim(&self) -> usize {
+        self.sidecar.dim
+    }
+
+    /// Sets the search effort (ef) of later searches.
+    pub fn set_expansion_search(&mut self, ef: usize) {
+        self.inner.change_expansion_search(ef);
+        self.sidecar.params.expansion_search = ef;
+    }
+
+    /// The `k` rows with the largest inner product for each query (`[n, dim]` row-major) as
+    /// `(row, score)`, best first; queries run in parallel.
+    pub fn search(&self, queries: &[f32], k: usize) -> Result<Vec<Vec<(usize, f32)>>> {
+        let dim = self.sidecar.dim;
+        if dim == 0 || !queries.len().is_multiple_of(dim) {
+            return Err(IndexError::Invalid(format!(
+                "{} query values are not rows of the index's {dim} dimensions",
+                queries.len()
+            )));
+        }
+        let here = Path::new("(search)");
+        queries
+            .par_chunks(dim)
+            .map(|q| {
+                let m = self.inner.search(q, k).map_err(|e| hnsw_err(here, e))?;
+                // USearch's inner-product distance is 1 - q.p.
+                Ok(m.keys
+                    .iter()
+                    .zip(&m.distances)
+                    .map(|(&key, &d)| (key as usize, 1.0 - d))
+                    .collect())
+            })
+            .collect()
+    }
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = temp_path(path);
+    let mut f = std::fs::File::create(&tmp).map_err(|e| IndexError::io(&tmp, e))?;
+    f.write_all(bytes).map_err(|e| IndexError::io(&tmp, e))?;
+    f.sync_all().map_err(|e| IndexError::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| IndexError::io(path, e))
+}

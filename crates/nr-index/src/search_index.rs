@@ -1,0 +1,54 @@
+//! The index a search runs on: exact (every score computed; the benchmark's default) or HNSW.
+
+use serde::{Deserialize, Serialize};
+
+use crate::hnsw::{HnswIndex, HnswParams};
+use crate::{IndexError, Result, Vectors};
+
+/// Which index a search uses (`[index]` of a manifest).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum IndexSpec {
+    /// Exact maximum inner product (nr-eval's blocked gemm search).
+    #[default]
+    Exact,
+    /// USearch HNSW, built over the passage vectors in memory.
+    Hnsw(HnswParams),
+}
+
+impl IndexSpec {
+    /// `exact` or `hnsw`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            IndexSpec::Exact => "exact",
+            IndexSpec::Hnsw(_) => "hnsw",
+        }
+    }
+}
+
+/// A built index over a set of passage vectors.
+pub enum SearchIndex<'a> {
+    Exact(&'a Vectors),
+    Hnsw(HnswIndex),
+}
+
+impl<'a> SearchIndex<'a> {
+    /// Builds what `spec` asks for over `passages` (exact: nothing to build).
+    pub fn build(spec: &IndexSpec, passages: &'a Vectors) -> Result<Self> {
+        Ok(match spec {
+            IndexSpec::Exact => SearchIndex::Exact(passages),
+            IndexSpec::Hnsw(params) => {
+                SearchIndex::Hnsw(HnswIndex::from_vectors(passages, params)?)
+            }
+        })
+    }
+
+    /// The `k` best rows per query (`[n, dim]`) as `(row, score)`, best first.
+    pub fn search(&self, queries: &[f32], k: usize) -> Result<Vec<Vec<(usize, f32)>>> {
+        match self {
+            SearchIndex::Exact(p) => nr_eval::search::exact_search(queries, &p.data, p.dim, k)
+                .map_err(|e| IndexError::Invalid(e.to_string())),
+            SearchIndex::Hnsw(h) => h.search(queries, k),
+        }
+    }
+}
