@@ -41,8 +41,8 @@ pub struct HnswParams {
 impl Default for HnswParams {
     fn default() -> Self {
         HnswParams {
-            connectivity: 16,
-            expansion_add: 128,
+            connectivity: 32,
+            expansion_add: 200,
             expansion_search: 64,
             storage: HnswStorage::F16,
         }

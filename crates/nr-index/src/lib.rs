@@ -22,7 +22,12 @@ pub mod vectors;
 pub use error::{IndexError, Result};
 pub use hnsw::{HnswIndex, HnswParams, HnswStorage};
 pub use meta::VectorMeta;
-pub use parquet::{VectorDtype, read_vectors, write_vectors};
+pub use parquet::{VectorDtype, parquet_files, read_vectors, write_vectors};
 pub use search_index::{IndexSpec, SearchIndex};
 pub use shards::{Coverage, Shard, verify_shards};
 pub use vectors::Vectors;
+
+/// The README example, compiled as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

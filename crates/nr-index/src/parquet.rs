@@ -13,7 +13,8 @@ use std::sync::Arc;
 use arrow_array::builder::StringBuilder;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
-    Float16Type, Float32Type, Float64Type, Int32Type, Int64Type, UInt32Type, UInt64Type,
+    ArrowPrimitiveType, Float16Type, Float32Type, Float64Type, Int32Type, Int64Type, UInt32Type,
+    UInt64Type,
 };
 use arrow_array::{Array, ArrayRef, FixedSizeListArray, Float16Array, Float32Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
@@ -344,32 +345,24 @@ fn id_strings(col: &dyn Array) -> std::result::Result<Vec<String>, String> {
         DataType::Utf8 => strings(&mut col.as_string::<i32>().iter()),
         DataType::LargeUtf8 => strings(&mut col.as_string::<i64>().iter()),
         DataType::Utf8View => strings(&mut col.as_string_view().iter()),
-        DataType::Int64 => col
-            .as_primitive::<Int64Type>()
-            .values()
-            .iter()
-            .map(i64::to_string)
-            .collect(),
-        DataType::Int32 => col
-            .as_primitive::<Int32Type>()
-            .values()
-            .iter()
-            .map(i32::to_string)
-            .collect(),
-        DataType::UInt64 => col
-            .as_primitive::<UInt64Type>()
-            .values()
-            .iter()
-            .map(u64::to_string)
-            .collect(),
-        DataType::UInt32 => col
-            .as_primitive::<UInt32Type>()
-            .values()
-            .iter()
-            .map(u32::to_string)
-            .collect(),
+        DataType::Int64 => integers::<Int64Type>(col),
+        DataType::Int32 => integers::<Int32Type>(col),
+        DataType::UInt64 => integers::<UInt64Type>(col),
+        DataType::UInt32 => integers::<UInt32Type>(col),
         other => return Err(format!("ids of type {other} (string or integer expected)")),
     })
+}
+
+/// Integer ids as decimal strings.
+fn integers<T: ArrowPrimitiveType>(col: &dyn Array) -> Vec<String>
+where
+    T::Native: ToString,
+{
+    col.as_primitive::<T>()
+        .values()
+        .iter()
+        .map(ToString::to_string)
+        .collect()
 }
 
 /// `(dim, row-major values)` of a list column whose rows all have one length.

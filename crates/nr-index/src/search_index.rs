@@ -29,7 +29,7 @@ impl IndexSpec {
 /// A built index over a set of passage vectors.
 pub enum SearchIndex<'a> {
     Exact(&'a Vectors),
-    Hnsw(HnswIndex),
+    Hnsw(Box<HnswIndex>),
 }
 
 impl<'a> SearchIndex<'a> {
@@ -38,7 +38,7 @@ impl<'a> SearchIndex<'a> {
         Ok(match spec {
             IndexSpec::Exact => SearchIndex::Exact(passages),
             IndexSpec::Hnsw(params) => {
-                SearchIndex::Hnsw(HnswIndex::from_vectors(passages, params)?)
+                SearchIndex::Hnsw(Box::new(HnswIndex::from_vectors(passages, params)?))
             }
         })
     }
