@@ -46,6 +46,8 @@ pub struct AgentOptions {
     /// Retrieved passages shown to the LLM when it answers (0: no answer is generated).
     pub answer_passages: usize,
     pub max_answer_tokens: usize,
+    /// The index searched: exact, or HNSW built over the corpus vectors when the agent loads.
+    pub index: nr_index::IndexSpec,
 }
 
 /// Milliseconds spent on each part of a turn.
@@ -92,6 +94,8 @@ pub struct Agent {
     encoder: NativeEncoder,
     passages: Vec<Passage>,
     index: Vectors,
+    /// The approximate index over `index`, when the options ask for one.
+    hnsw: Option<nr_index::HnswIndex>,
     options: AgentOptions,
     /// Alternating user and assistant messages of the turns so far.
     history: Vec<String>,
@@ -140,12 +144,19 @@ impl Agent {
         };
         let cache = TensorCache::new(&options.cache);
         let index = teacher.passage_index(&passages, &cache, false)?;
+        let hnsw = match &options.index {
+            nr_index::IndexSpec::Exact => None,
+            nr_index::IndexSpec::Hnsw(params) => {
+                Some(nr_index::HnswIndex::from_vectors(&index, params)?)
+            }
+        };
         Ok(Self {
             llm,
             teacher,
             encoder,
             passages,
             index,
+            hnsw,
             options,
             history: Vec::new(),
             prefix: PrefixCache::default(),
@@ -208,12 +219,15 @@ impl Agent {
             }
         };
         let start = Instant::now();
-        let hits = nr_eval::search::exact_search(
-            &query_vector,
-            &self.index.data,
-            self.index.dim,
-            self.options.top_k,
-        )?
+        let hits = match &self.hnsw {
+            Some(hnsw) => hnsw.search(&query_vector, self.options.top_k)?,
+            None => nr_eval::search::exact_search(
+                &query_vector,
+                &self.index.data,
+                self.index.dim,
+                self.options.top_k,
+            )?,
+        }
         .remove(0);
         timings.search_ms = ms_since(start);
         let shown: Vec<usize> = hits.iter().map(|&(i, _)| i).collect();

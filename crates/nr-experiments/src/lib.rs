@@ -5,6 +5,9 @@
 //! [`train`] fitting its parts) -> search -> metrics ([`retrieval`]), run end to end from a
 //! manifest ([`manifest`]) by [`pipeline`], live in a conversation by [`agent`].
 //!
+//! Past one machine, [`scale`] encodes a collection shard by shard into Parquet and measures an
+//! on-disk index against exact search (the vectors, shards and index themselves are `nr-index`).
+//!
 //! The `nr` binary is a thin clap front end over [`commands`]; benchmarks and other programs reuse
 //! the pieces directly (see `benches/`).
 
@@ -20,6 +23,7 @@ pub mod pipeline;
 pub mod plot;
 pub mod progress;
 pub mod retrieval;
+pub mod scale;
 pub mod throughput;
 pub mod train;
 pub mod vectors;

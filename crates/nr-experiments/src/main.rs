@@ -35,6 +35,14 @@ enum Command {
     MakeModel(commands::make_model::MakeModelCommand),
     /// Rates of each stage (prefill, teacher, head training, search) on one device.
     Throughput(commands::throughput::ThroughputArgs),
+    /// Encode a passage collection into Parquet shards with the teacher (one shard or all; resumable).
+    Encode(commands::encode::EncodeArgs),
+    /// Check a folder of vector shards, or write synthetic vectors.
+    #[command(subcommand)]
+    Vectors(commands::vectors::VectorsCommand),
+    /// Build an HNSW index over Parquet vectors, or measure one against exact search.
+    #[command(subcommand)]
+    Index(commands::index::IndexCommand),
 }
 
 fn main() {
@@ -55,6 +63,9 @@ fn main() {
         Command::Chat(args) => commands::chat::run(args),
         Command::MakeModel(cmd) => commands::make_model::run(cmd),
         Command::Throughput(args) => commands::throughput::run(args),
+        Command::Encode(args) => commands::encode::run(args),
+        Command::Vectors(cmd) => commands::vectors::run(cmd),
+        Command::Index(cmd) => commands::index::run(cmd),
     };
     if let Err(err) = result {
         // One line: the chain of causes joined, as ripgrep does.

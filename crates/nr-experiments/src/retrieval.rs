@@ -2,7 +2,8 @@
 //! (nr-eval's exact search with trec_eval's tie order, then nr-eval's metrics).
 
 use anyhow::Result;
-use nr_data::{Qrels, Run};
+use nr_data::{Qrels, Run, ScoredDoc};
+use nr_index::SearchIndex;
 
 use crate::vectors::Vectors;
 
@@ -18,6 +19,33 @@ pub fn search(queries: &Vectors, passages: &Vectors, depth: usize) -> Result<Run
         passages.dim,
         depth,
     )?)
+}
+
+/// The TREC run of `queries` on `index` (built over `passages`): exact search is [`search`]; an
+/// approximate index returns its own `depth` best, best first.
+pub fn search_on(
+    index: &SearchIndex,
+    queries: &Vectors,
+    passages: &Vectors,
+    depth: usize,
+) -> Result<Run> {
+    if let SearchIndex::Exact(_) = index {
+        return search(queries, passages, depth);
+    }
+    same_width(queries, passages)?;
+    let hits = index.search(&queries.data, depth)?;
+    let mut run = Run::new();
+    for (id, hits) in queries.ids.iter().zip(hits) {
+        let docs = hits
+            .into_iter()
+            .map(|(row, score)| ScoredDoc {
+                doc_id: passages.ids[row].clone(),
+                score: f64::from(score),
+            })
+            .collect();
+        run.insert(id, docs).map_err(anyhow::Error::msg)?;
+    }
+    Ok(run)
 }
 
 /// Mean MRR@10 of query vectors against `qrels`: the model-selection figure of every dev choice.

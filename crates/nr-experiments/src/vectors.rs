@@ -1,17 +1,4 @@
-//! Dense vectors with their ids: the passage index, and the query vectors of every system.
+//! Dense vectors with their ids: the passage index, and the query vectors of every system
+//! (`nr_index::Vectors`, which also reads and writes them as Parquet).
 
-/// Dense vectors `[n, dim]` with their ids (passages) or turn ids (queries).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Vectors {
-    pub ids: Vec<String>,
-    pub dim: usize,
-    /// Row-major `[n, dim]`.
-    pub data: Vec<f32>,
-}
-
-impl Vectors {
-    /// Vector `i`.
-    pub fn row(&self, i: usize) -> &[f32] {
-        &self.data[i * self.dim..(i + 1) * self.dim]
-    }
-}
+pub use nr_index::Vectors;

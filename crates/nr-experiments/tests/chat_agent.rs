@@ -235,6 +235,31 @@ fn scripted_chat_with_the_quickstart_head_retrieves_the_gold_passage_of_a_known_
         "native retrieval generates no query"
     );
 
+    // `--index hnsw` serves the same turns from an HNSW graph of the corpus vectors (f16 inside
+    // the graph): the last turn's top 10 are exact search's, up to one near tie at the cut.
+    let on_hnsw = json_lines(&chat(&[
+        "--script",
+        script_path,
+        "--answer-passages",
+        "0",
+        "--index",
+        "hnsw",
+    ]));
+    let ids = |line: &Value| -> BTreeSet<String> {
+        line["retrieved"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (exact_ids, hnsw_ids) = (ids(last), ids(on_hnsw.last().unwrap()));
+    assert!(
+        exact_ids.intersection(&hnsw_ids).count() >= 9,
+        "hnsw {hnsw_ids:?} vs exact {exact_ids:?}"
+    );
+    assert!(hnsw_ids.iter().any(|d| gold[&id].contains(d)));
+
     // One bad turn of a script (longer than the prompt budget) is reported and skipped; the
     // others are answered and the exit code says that one failed.
     let long = "why ".repeat(2000);

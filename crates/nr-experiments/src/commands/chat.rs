@@ -49,6 +49,10 @@ pub struct ChatArgs {
     /// Compute device: flex (default), wgpu, cuda[:N], tch.
     #[arg(long)]
     device: Option<String>,
+    /// Search index: exact (every score computed) or hnsw (built over the corpus vectors at
+    /// start; for corpora where exact search is too slow).
+    #[arg(long, default_value = "exact", value_parser = ["exact", "hnsw"])]
+    index: String,
 }
 
 /// One turn of a script: the user's message, optionally with a recorded assistant reply that
@@ -99,6 +103,10 @@ pub fn run(args: ChatArgs) -> Result<()> {
         top_k: args.top_k,
         answer_passages: args.answer_passages,
         max_answer_tokens: args.max_answer_tokens,
+        index: match args.index.as_str() {
+            "hnsw" => nr_index::IndexSpec::Hnsw(nr_index::HnswParams::default()),
+            _ => nr_index::IndexSpec::Exact,
+        },
     };
     let mut agent = Agent::load(options, device)?;
     match script {

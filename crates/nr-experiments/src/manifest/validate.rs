@@ -35,6 +35,17 @@ pub fn problems(manifest: &Manifest) -> Vec<String> {
         data_problems(manifest, &mut p);
         model_problems(manifest, &mut p);
     }
+    if let nr_index::IndexSpec::Hnsw(h) = &manifest.index {
+        for (field, value, least) in [
+            ("index.connectivity", h.connectivity, 2),
+            ("index.expansion_add", h.expansion_add, 1),
+            ("index.expansion_search", h.expansion_search, 1),
+        ] {
+            if value < least {
+                p.push(format!("{field} = {value}: must be at least {least}"));
+            }
+        }
+    }
     for (field, dir) in [("output", &manifest.output), ("cache", &manifest.cache)] {
         if let Err(e) = writable(dir) {
             p.push(format!("{field} = {}: not writable ({e})", dir.display()));

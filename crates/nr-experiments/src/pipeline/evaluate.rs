@@ -153,8 +153,9 @@ pub fn score_systems(
     let metrics: Vec<String> = eval.metrics.iter().map(|m| m.to_string()).collect();
     let qrels: &Qrels = &ctx.data.test.qrels;
     let mut results = BTreeMap::new();
+    let index = nr_index::SearchIndex::build(&ctx.manifest.index, passages)?;
     for (name, vectors) in systems {
-        let run = retrieval::search(vectors, passages, eval.depth)?;
+        let run = retrieval::search_on(&index, vectors, passages, eval.depth)?;
         let scored = nr_eval::evaluate(qrels, &run, &metrics)?;
         results.insert(
             name.clone(),

@@ -44,6 +44,7 @@ pub fn run(manifest: Manifest, opts: &RunOptions) -> Result<PathBuf> {
     let mut latency_samples = systems.latency_samples;
     latency_samples.extend(native.latency_samples);
     let results = evaluate::score_systems(&ctx, &passages, &all)?;
+    write_query_vectors(&ctx, &out_dir, &all, &native_names)?;
     let measured = report::Measured {
         results: &results,
         latency: &latency,
@@ -58,10 +59,56 @@ pub fn run(manifest: Manifest, opts: &RunOptions) -> Result<PathBuf> {
 /// What a run writes besides the resolved manifest; a new run clears them first, so a folder never
 /// holds results of another configuration beside its manifest (`metrics.json` first: a clearing
 /// that stops half way leaves no result).
-const RUN_OUTPUTS: [&str; 5] = ["metrics.json", "report.md", "runs", "head", "training"];
+const RUN_OUTPUTS: [&str; 6] = [
+    "metrics.json",
+    "report.md",
+    "runs",
+    "vectors",
+    "head",
+    "training",
+];
 
-/// Keys a resumed run may change: how long training goes on, and where caches live.
+/// Every system's test query vectors as Parquet (`OUTPUT/vectors/<system>.parquet`): for pandas,
+/// DuckDB or another index, and `nr index bench --queries`.
+fn write_query_vectors(
+    ctx: &Experiment,
+    out_dir: &Path,
+    systems: &BTreeMap<String, Vectors>,
+    native: &[String],
+) -> Result<()> {
+    let dir = out_dir.join("vectors");
+    std::fs::create_dir_all(&dir).with_context(|| dir.display().to_string())?;
+    for (name, vectors) in systems {
+        let meta = nr_index::VectorMeta {
+            kind: "queries".into(),
+            model: if native.contains(name) {
+                format!("{}/head ({name})", ctx.manifest.output.display())
+            } else {
+                format!("{} ({name})", ctx.manifest.teacher.path.display())
+            },
+            model_sha256: ctx.teacher.weights_hash.clone(),
+            dim: vectors.dim,
+            normalized: true,
+            source: Some(nr_index::meta::SourceRef {
+                path: ctx.manifest.data.test.display().to_string(),
+                rows: vectors.len(),
+                fingerprint: String::new(),
+            }),
+            shard: None,
+        };
+        let path = dir.join(format!("{name}.parquet"));
+        nr_index::write_vectors(&path, &meta, vectors, nr_index::VectorDtype::F32)?;
+    }
+    Ok(())
+}
+
+/// Keys a resumed run may change: how long training goes on, where caches live, and the index the
+/// test queries are searched with (`index.*`: it changes nothing that was trained).
 const RESUMABLE_CHANGES: [&str; 3] = ["training.epochs", "training.patience", "cache"];
+
+fn resumable_change(key: &str) -> bool {
+    RESUMABLE_CHANGES.contains(&key) || key.starts_with("index.")
+}
 
 /// Readies the output folder: a new run clears the outputs of any earlier one; a resumed run keeps
 /// them but refuses settings other than those of the run it continues (naming the keys).
@@ -73,7 +120,7 @@ fn prepare_output(dir: &Path, manifest: &Manifest, resume: bool) -> Result<()> {
         if let Ok(before) = std::fs::read_to_string(&path) {
             let refused: Vec<String> = changed_keys(&before, &resolved)?
                 .into_iter()
-                .filter(|k| !RESUMABLE_CHANGES.contains(&k.as_str()))
+                .filter(|k| !resumable_change(k))
                 .collect();
             if !refused.is_empty() {
                 bail!(
