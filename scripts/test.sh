@@ -11,4 +11,8 @@ if ! find /usr/share/fonts /usr/local/share/fonts -name '*.ttf' -print -quit 2>/
         echo "test: no TrueType font found; install one (e.g. fonts-dejavu-core) or the plot test fails" >&2
     fi
 fi
+# numpy, safetensors and pyarrow for the Python interop tests (tests/python_interop.rs): required
+# wherever python3 is present, so that they cannot skip themselves unseen.
+bash scripts/python-env.sh
+if command -v python3 >/dev/null 2>&1; then export NR_PYTHON_REQUIRED=1; fi
 cargo test --workspace "$@"

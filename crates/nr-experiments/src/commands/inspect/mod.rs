@@ -4,6 +4,7 @@ mod chat_file;
 mod encode;
 mod generate;
 mod hidden;
+mod query_vector;
 mod tokenize;
 
 use clap::Subcommand;
@@ -18,6 +19,9 @@ pub enum InspectCommand {
     Generate(generate::GenerateArgs),
     /// Teacher embeddings of texts.
     Encode(encode::EncodeArgs),
+    /// A native encoder's query vector of a conversation, with its head and lexicon inputs, dumped
+    /// as safetensors (to check another implementation against).
+    QueryVector(query_vector::QueryVectorArgs),
 }
 
 pub fn run(cmd: InspectCommand) -> anyhow::Result<()> {
@@ -26,5 +30,6 @@ pub fn run(cmd: InspectCommand) -> anyhow::Result<()> {
         InspectCommand::Hidden(args) => hidden::run(args),
         InspectCommand::Generate(args) => generate::run(args),
         InspectCommand::Encode(args) => encode::run(args),
+        InspectCommand::QueryVector(args) => query_vector::run(args),
     }
 }
