@@ -12,19 +12,28 @@
 # this script and `bash scripts/gpu-run.sh --dry-run` (the packed binaries on the CPU, flex backend).
 #
 #   bash scripts/gpu-pack.sh                 release build (what the GPU check should run)
-#   bash scripts/gpu-pack.sh --profile dev   the test profile's build (CI: shares the test build)
+#   bash scripts/gpu-pack.sh --profile dev   the test profile's build
+#   bash scripts/gpu-pack.sh --profile dev --features flex
+#                                            a rehearsal pack for `gpu-run.sh --dry-run` only (CI: it
+#                                            reuses the test build; the wgpu build costs ~17 min here)
 #   LIBTORCH=/dir bash scripts/gpu-pack.sh   also pack the tch test binary (scripts/fetch-libtorch.sh
 #                                            makes /dir; default: its cache folder when complete)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LIMIT_MIB=64
 profile=release
+features=wgpu
 while [ $# -gt 0 ]; do
   case "$1" in
     --profile) profile=$2; shift 2 ;;
-    *) echo "error: unknown argument $1 (expected --profile dev|release)" >&2; exit 2 ;;
+    --features) features=$2; shift 2 ;;
+    *) echo "error: unknown argument $1 (expected --profile dev|release, --features wgpu|flex)" >&2; exit 2 ;;
   esac
 done
+case "$features" in
+  wgpu | flex) ;;
+  *) echo "error: --features $features: expected wgpu (the GPU check) or flex (a dry-run rehearsal)" >&2; exit 2 ;;
+esac
 case "$profile" in
   release) cargo_profile=(--release) ;;
   dev) cargo_profile=() ;;
@@ -51,10 +60,10 @@ for line in sys.stdin:
 ' "$name" | tail -1
 }
 
-echo "gpu-pack: building nr and the cross-backend test with --features wgpu ($profile)"
+echo "gpu-pack: building nr and the cross-backend test with --features $features ($profile)"
 mkdir -p "$work/bin"
-nr=$(executable nr build -p nr-experiments --bin nr --features wgpu "${cargo_profile[@]}")
-cross=$(executable cross_backend test -p nr-experiments --features wgpu --test cross_backend --no-run "${cargo_profile[@]}")
+nr=$(executable nr build -p nr-experiments --bin nr --features "$features" "${cargo_profile[@]}")
+cross=$(executable cross_backend test -p nr-experiments --features "$features" --test cross_backend --no-run "${cargo_profile[@]}")
 [ -x "$nr" ] && [ -x "$cross" ] || { echo "error: cargo produced no nr or cross_backend executable" >&2; exit 1; }
 cp "$nr" "$work/bin/nr"
 cp "$cross" "$work/bin/cross_backend_wgpu"
@@ -85,6 +94,7 @@ mv "$work/debs" "$out/debs"
 {
   echo "commit $(git rev-parse HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)')"
   echo "built $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(uname -m), glibc $(ldd --version | head -1 | awk '{print $NF}'), profile $profile"
+  echo "features $features$([ "$features" = flex ] && echo ' (rehearsal: gpu-run.sh --dry-run only)')"
   (cd "$work/bin" && for f in *; do echo "bin/$f $(stat -c %s "$f") bytes"; done)
   (cd "$out" && for f in bin.tar.xz debs/*.deb; do echo "$f $(stat -c %s "$f") bytes"; done)
 } >"$out/MANIFEST"

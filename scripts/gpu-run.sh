@@ -28,6 +28,10 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ -f gpu-pack/bin.tar.xz ] || { echo "error: gpu-pack/bin.tar.xz is missing: run scripts/gpu-pack.sh first (and carry gpu-pack)" >&2; exit 1; }
+if [ $dry = 0 ] && grep -q '^features flex' gpu-pack/MANIFEST 2>/dev/null; then
+  echo "error: gpu-pack was built with --features flex (a rehearsal for --dry-run): rebuild it with scripts/gpu-pack.sh" >&2
+  exit 1
+fi
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/gpu-run.XXXXXX")
