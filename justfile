@@ -69,6 +69,11 @@ throughput DEVICE="flex" FEATURES="flex":
     nr make-model bert --out "$dir/teacher"
     nr throughput --device {{DEVICE}} --llm "$dir/llm.gguf" --teacher "$dir/teacher"
 
+# docs/scale.md: sharded encode -> Parquet -> HNSW vs exact on the offline collection and COUNT synthetic
+# vectors, with LanceDB's IVF-PQ as the peer -> results/scale.md (scripts/scale.sh).
+scale COUNT="1000000":
+    bash scripts/scale.sh {{COUNT}}
+
 # Formatting and lints as CI checks them.
 lint:
     cargo fmt --all -- --check

@@ -1,0 +1,65 @@
+"""results/scale.md from the JSON files that scripts/scale.sh writes into results/scale/."""
+
+import json
+import os
+import sys
+
+
+def load(folder: str, name: str) -> dict | None:
+    path = os.path.join(folder, name)
+    return json.load(open(path)) if os.path.exists(path) else None
+
+
+def index_rows(label: str, build: dict | None, bench: dict | None, lance: dict | None) -> list[str]:
+    rows = []
+    if build and bench:
+        p = build["params"]
+        for e in bench["efforts"]:
+            rows.append(
+                f"| {label} | usearch HNSW M={p['connectivity']} efC={p['expansion_add']} {p['storage']}, "
+                f"ef={e['expansion_search']} | {e['recall']:.3f} | {e['queries_per_second']:,.0f} | "
+                f"{bench['exact_queries_per_second']:,.0f} | {e['speedup_over_exact']:.1f}x | "
+                f"{build['build_seconds']:,.0f} s | {build['process_peak_rss_mb']:,.0f} MB | "
+                f"{bench['index_peak_rss_mb']:,.0f} MB | {bench['index_bytes'] / 1e6:,.0f} MB |"
+            )
+    if lance and bench:
+        for e in lance["efforts"]:
+            rows.append(
+                f"| {label} | LanceDB IVF-PQ {lance['partitions']} lists, {lance['sub_vectors']} sub-vectors, "
+                f"nprobes={e['nprobes']} refine={e['refine_factor']} | {e['recall']:.3f} | "
+                f"{e['queries_per_second']:,.0f} | {bench['exact_queries_per_second']:,.0f} | "
+                f"{e['queries_per_second'] / bench['exact_queries_per_second']:.1f}x | "
+                f"{lance['build_seconds'] + lance['ingest_seconds']:,.0f} s | {lance['build_peak_rss_mb']:,.0f} MB | "
+                f"{lance['peak_rss_mb']:,.0f} MB* | {lance['disk_bytes'] / 1e6:,.0f} MB |"
+            )
+    return rows
+
+
+def main() -> None:
+    folder = sys.argv[1]
+    out = ["# Scale: sharded encode, Parquet, index against exact search", ""]
+    enc = load(folder, "offline-encode.json")
+    if enc:
+        rate = 23290 / enc["wall_seconds"]
+        out += [f"Sharded encode of the offline collection (23,290 passages, 4 shards, MiniLM, "
+                f"{os.cpu_count()} cores): {enc['wall_seconds']:.0f} s wall with model loads, "
+                f"{rate:.0f} passages/s ({rate / os.cpu_count():.0f} per core), peak RSS "
+                f"{enc['process_peak_rss_mb']:,.0f} MB.", ""]
+    out += ["| set | index | recall@10 | queries/s | exact queries/s | speed-up | build | build peak RSS "
+            "| search peak RSS | index size |", "|---|---|---|---|---|---|---|---|---|---|"]
+    out += index_rows("offline 23,290 x 384 (MiniLM)", load(folder, "offline-build.json"),
+                      load(folder, "offline-bench.json"), load(folder, "offline-lancedb.json"))
+    for name in sorted(os.listdir(folder)):
+        if name.startswith("synthetic-") and name.endswith("-build.json"):
+            n = name[len("synthetic-"):-len("-build.json")]
+            out += index_rows(f"synthetic {int(n):,} x 384", load(folder, name),
+                              load(folder, f"synthetic-{n}-bench.json"),
+                              load(folder, f"synthetic-{n}-lancedb.json"))
+    out += ["", "Queries/s: 1,000 queries (offline: the 342 test rewrites' teacher vectors), all cores, "
+            "exact = nr-eval's blocked gemm search over f32 vectors in RAM. *LanceDB's search RSS "
+            "includes numpy's exact baseline in the same process."]
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
