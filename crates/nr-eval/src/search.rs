@@ -310,6 +310,16 @@ pub fn search_run<Q: AsRef<str>, P: AsRef<str>>(
     }
     let ranks = trec_tie_ranks(passage_ids);
     let hits = exact_search_with_ties(queries, passages, dim, k, Ties::Ranks(&ranks))?;
+    run_from_hits(query_ids, passage_ids, hits)
+}
+
+/// A TREC run from each query's `(passage row, score)` hits, best first (from any index), scores
+/// widened to f64 exactly.
+pub fn run_from_hits<Q: AsRef<str>, P: AsRef<str>>(
+    query_ids: &[Q],
+    passage_ids: &[P],
+    hits: Vec<Vec<(usize, f32)>>,
+) -> Result<Run, EvalError> {
     let mut run = Run::new();
     for (qid, list) in query_ids.iter().zip(hits) {
         let docs = list

@@ -3,6 +3,7 @@
 //! answers with the retrieved passages in its context. With generate-then-encode instead, the LLM
 //! writes a standalone query and the teacher encodes it (the baseline, for side-by-side use).
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -11,13 +12,13 @@ use burn::tensor::Device;
 use nr_backbone::llama::{GenerateOptions, Llm, PrefixCache};
 use nr_backbone::teacher::TeacherEncoder;
 use nr_data::{Passage, TensorCache, fit_conversation};
+use nr_index::SearchIndex;
 use serde::Serialize;
 
 use crate::latency::ms_since;
 use crate::native::prompt::prompt_length;
 use crate::native::{Conversation, NativeEncoder};
 use crate::pipeline::teacher_side::Teacher;
-use crate::vectors::Vectors;
 
 /// How the agent makes its query vector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,9 +94,8 @@ pub struct Agent {
     teacher: Teacher,
     encoder: NativeEncoder,
     passages: Vec<Passage>,
-    index: Vectors,
-    /// The approximate index over `index`, when the options ask for one.
-    hnsw: Option<nr_index::HnswIndex>,
+    /// The passages' teacher vectors, searched exactly or through HNSW as the options ask.
+    index: SearchIndex<'static>,
     options: AgentOptions,
     /// Alternating user and assistant messages of the turns so far.
     history: Vec<String>,
@@ -143,20 +143,14 @@ impl Agent {
             batch_size: sidecar.models.teacher_batch_size,
         };
         let cache = TensorCache::new(&options.cache);
-        let index = teacher.passage_index(&passages, &cache, false)?;
-        let hnsw = match &options.index {
-            nr_index::IndexSpec::Exact => None,
-            nr_index::IndexSpec::Hnsw(params) => {
-                Some(nr_index::HnswIndex::from_vectors(&index, params)?)
-            }
-        };
+        let vectors = teacher.passage_index(&passages, &cache, false)?;
+        let index = SearchIndex::build(&options.index, Cow::Owned(vectors))?;
         Ok(Self {
             llm,
             teacher,
             encoder,
             passages,
             index,
-            hnsw,
             options,
             history: Vec::new(),
             prefix: PrefixCache::default(),
@@ -219,16 +213,10 @@ impl Agent {
             }
         };
         let start = Instant::now();
-        let hits = match &self.hnsw {
-            Some(hnsw) => hnsw.search(&query_vector, self.options.top_k)?,
-            None => nr_eval::search::exact_search(
-                &query_vector,
-                &self.index.data,
-                self.index.dim,
-                self.options.top_k,
-            )?,
-        }
-        .remove(0);
+        let hits = self
+            .index
+            .search(&query_vector, self.options.top_k)?
+            .remove(0);
         timings.search_ms = ms_since(start);
         let shown: Vec<usize> = hits.iter().map(|&(i, _)| i).collect();
         let answer = match recorded_answer {

@@ -2,7 +2,7 @@
 //! (nr-eval's exact search with trec_eval's tie order, then nr-eval's metrics).
 
 use anyhow::Result;
-use nr_data::{Qrels, Run, ScoredDoc};
+use nr_data::{Qrels, Run};
 use nr_index::SearchIndex;
 
 use crate::vectors::Vectors;
@@ -34,18 +34,11 @@ pub fn search_on(
     }
     same_width(queries, passages)?;
     let hits = index.search(&queries.data, depth)?;
-    let mut run = Run::new();
-    for (id, hits) in queries.ids.iter().zip(hits) {
-        let docs = hits
-            .into_iter()
-            .map(|(row, score)| ScoredDoc {
-                doc_id: passages.ids[row].clone(),
-                score: f64::from(score),
-            })
-            .collect();
-        run.insert(id, docs).map_err(anyhow::Error::msg)?;
-    }
-    Ok(run)
+    Ok(nr_eval::search::run_from_hits(
+        &queries.ids,
+        &passages.ids,
+        hits,
+    )?)
 }
 
 /// Mean MRR@10 of query vectors against `qrels`: the model-selection figure of every dev choice.

@@ -25,6 +25,18 @@ pub enum HnswStorage {
     I8,
 }
 
+impl std::str::FromStr for HnswStorage {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "f32" => Ok(HnswStorage::F32),
+            "f16" => Ok(HnswStorage::F16),
+            "i8" => Ok(HnswStorage::I8),
+            other => Err(format!("unknown index storage `{other}` (f32, f16 or i8)")),
+        }
+    }
+}
+
 /// The graph's shape and search effort.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -103,8 +115,8 @@ fn add_rows(index: &Index, path: &Path, first_key: usize, dim: usize, data: &[f3
     })
 }
 
-/// Sidecar paths of an index file.
-fn sidecar_paths(path: &Path) -> (PathBuf, PathBuf) {
+/// Sidecar paths of an index file: what it indexes (`.json`) and its row ids (`.ids`).
+pub fn sidecar_paths(path: &Path) -> (PathBuf, PathBuf) {
     let with = |ext: &str| {
         let mut s = path.as_os_str().to_owned();
         s.push(ext);

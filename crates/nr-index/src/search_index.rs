@@ -1,5 +1,7 @@
 //! The index a search runs on: exact (every score computed; the benchmark's default) or HNSW.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 use crate::hnsw::{HnswIndex, HnswParams};
@@ -26,19 +28,20 @@ impl IndexSpec {
     }
 }
 
-/// A built index over a set of passage vectors.
+/// A built index over a set of passage vectors: exact search reads them (borrowed, or owned by
+/// a long-lived searcher such as the agent); HNSW holds its own copy.
 pub enum SearchIndex<'a> {
-    Exact(&'a Vectors),
+    Exact(Cow<'a, Vectors>),
     Hnsw(Box<HnswIndex>),
 }
 
 impl<'a> SearchIndex<'a> {
     /// Builds what `spec` asks for over `passages` (exact: nothing to build).
-    pub fn build(spec: &IndexSpec, passages: &'a Vectors) -> Result<Self> {
+    pub fn build(spec: &IndexSpec, passages: Cow<'a, Vectors>) -> Result<Self> {
         Ok(match spec {
             IndexSpec::Exact => SearchIndex::Exact(passages),
             IndexSpec::Hnsw(params) => {
-                SearchIndex::Hnsw(Box::new(HnswIndex::from_vectors(passages, params)?))
+                SearchIndex::Hnsw(Box::new(HnswIndex::from_vectors(&passages, params)?))
             }
         })
     }

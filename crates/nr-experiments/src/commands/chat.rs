@@ -67,7 +67,8 @@ enum ScriptTurn {
     },
 }
 
-fn read_script(path: &Path) -> Result<Vec<(String, Option<String>)>> {
+/// The turns of a script file: each user message with its recorded reply, if any.
+pub(crate) fn read_script(path: &Path) -> Result<Vec<(String, Option<String>)>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("{}: cannot read", path.display()))?;
     let turns: Vec<ScriptTurn> = serde_json::from_str(&text).with_context(|| {

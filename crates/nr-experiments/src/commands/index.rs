@@ -33,7 +33,7 @@ pub enum IndexCommand {
         expansion_search: usize,
         /// Precision of the vectors inside the index: f32, f16 or i8.
         #[arg(long, default_value = "f16")]
-        storage: String,
+        storage: HnswStorage,
     },
     /// Recall@k and queries/s of an index against exact search on the same vectors.
     Bench {
@@ -69,9 +69,6 @@ pub fn run(cmd: IndexCommand) -> Result<()> {
             expansion_search,
             storage,
         } => {
-            let storage: HnswStorage =
-                serde_json::from_value(serde_json::Value::String(storage.clone()))
-                    .map_err(|_| anyhow::anyhow!("--storage {storage}: f32, f16 or i8"))?;
             let params = HnswParams {
                 connectivity,
                 expansion_add,

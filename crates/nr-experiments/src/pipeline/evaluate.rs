@@ -1,6 +1,7 @@
 //! Retrieval and scoring of every system on the test split, with significance against
 //! generate-then-encode and per-query latency of making the query vector.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -153,7 +154,7 @@ pub fn score_systems(
     let metrics: Vec<String> = eval.metrics.iter().map(|m| m.to_string()).collect();
     let qrels: &Qrels = &ctx.data.test.qrels;
     let mut results = BTreeMap::new();
-    let index = nr_index::SearchIndex::build(&ctx.manifest.index, passages)?;
+    let index = nr_index::SearchIndex::build(&ctx.manifest.index, Cow::Borrowed(passages))?;
     for (name, vectors) in systems {
         let run = retrieval::search_on(&index, vectors, passages, eval.depth)?;
         let scored = nr_eval::evaluate(qrels, &run, &metrics)?;

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Result;
+use nr_index::hnsw::sidecar_paths;
 use nr_index::{HnswIndex, Vectors, read_vectors};
 use serde::Serialize;
 
@@ -90,7 +91,7 @@ pub fn bench_index(
         tracing::info!("index: ef {ef} searched {} queries", queries.len());
     }
     let index_peak_rss_mb = peak_rss_bytes().map(|b| b as f64 / 1e6);
-    let index_bytes = [index.to_path_buf(), sidecar(index, ".ids")]
+    let index_bytes = [index.to_path_buf(), sidecar_paths(index).1]
         .iter()
         .filter_map(|p| std::fs::metadata(p).ok())
         .map(|m| m.len())
@@ -135,12 +136,6 @@ pub fn bench_index(
         exact_seconds,
         threads: rayon::current_num_threads(),
     })
-}
-
-fn sidecar(index: &Path, ext: &str) -> std::path::PathBuf {
-    let mut s = index.as_os_str().to_owned();
-    s.push(ext);
-    s.into()
 }
 
 #[cfg(test)]

@@ -27,9 +27,9 @@ use anyhow::{Context, Result, bail, ensure};
 use nr_backbone::llama::{Llm, PrefixCache};
 use nr_head::Speaker;
 use safetensors::tensor::{Dtype, TensorView};
-use serde::Deserialize;
 
 use crate::atomic_file::write_atomic;
+use crate::commands::chat::read_script;
 use crate::device::{DEVICE_HELP, parse_device};
 use crate::native::prompt::{prompt_length, query_continuation, question_prompt};
 use crate::native::{Conversation, Extraction, HiddenSource, NativeEncoder, Pooling};
@@ -52,36 +52,13 @@ pub struct QueryVectorArgs {
     device: Option<String>,
 }
 
-/// One turn of the conversation file (the format of `nr chat --script`).
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Turn {
-    User(String),
-    Recorded {
-        user: String,
-        assistant: Option<String>,
-    },
-}
-
 /// The history (alternating questions and answers) and the question of a conversation file.
 fn read_conversation(path: &Path) -> Result<(Vec<String>, String)> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("{}: cannot read", path.display()))?;
-    let turns: Vec<Turn> = serde_json::from_str(&text).with_context(|| {
-        format!(
-            "{}: expected a JSON list of turns (strings or {{\"user\", \"assistant\"}} objects)",
-            path.display()
-        )
-    })?;
+    let turns = read_script(path)?;
     let n = turns.len();
-    ensure!(n > 0, "{}: the conversation has no turns", path.display());
     let mut history = Vec::new();
     let mut question = String::new();
-    for (i, turn) in turns.into_iter().enumerate() {
-        let (user, assistant) = match turn {
-            Turn::User(u) => (u, None),
-            Turn::Recorded { user, assistant } => (user, assistant),
-        };
+    for (i, (user, assistant)) in turns.into_iter().enumerate() {
         match (i + 1 == n, assistant) {
             (true, None) => question = user,
             (true, Some(_)) => bail!(
