@@ -1,6 +1,7 @@
 //! An approximate nearest-neighbour index: USearch's HNSW graph over inner product, saved to one
-//! file (`NAME`, plus `NAME.json`: what it indexes, and `NAME.ids`: row -> id) and served either
-//! loaded or memory-mapped ([`HnswIndex::open`]), so a collection's vectors need not fit in RAM.
+//! file (`NAME`, plus `NAME.json`: what it indexes, `NAME.ids`: row -> id, and with re-scoring
+//! `NAME.f16`: the vectors in f16) and served either loaded or memory-mapped
+//! ([`HnswIndex::open`]), so a collection's vectors need not fit in RAM.
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -11,6 +12,7 @@ use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
 
 use crate::meta::VectorMeta;
 use crate::parquet::{ROW_GROUP, for_each_batch, parquet_files, temp_path};
+use crate::rescore::{RescoreStore, RescoreWriter};
 use crate::{IndexError, Result, Vectors};
 
 /// How vectors are stored inside the graph.
@@ -19,9 +21,10 @@ use crate::{IndexError, Result, Vectors};
 pub enum HnswStorage {
     F32,
     /// Half the memory of f32; recall barely moves for unit vectors (docs/scale.md).
-    #[default]
     F16,
-    /// A quarter of f32's memory, coarser scores.
+    /// A quarter of f32's memory and the fastest distances; coarse scores, which `rescore`
+    /// replaces by f16 ones.
+    #[default]
     I8,
 }
 
@@ -48,6 +51,9 @@ pub struct HnswParams {
     /// Candidates kept while searching (ef): recall against speed.
     pub expansion_search: usize,
     pub storage: HnswStorage,
+    /// Re-score the graph's candidates (ef of them) with an f16 copy of the vectors kept beside
+    /// the graph: rankings from f16 scores whatever the graph's storage.
+    pub rescore: bool,
 }
 
 impl Default for HnswParams {
@@ -56,7 +62,8 @@ impl Default for HnswParams {
             connectivity: 32,
             expansion_add: 200,
             expansion_search: 64,
-            storage: HnswStorage::F16,
+            storage: HnswStorage::I8,
+            rescore: true,
         }
     }
 }
@@ -77,6 +84,9 @@ pub struct HnswIndex {
     /// Id of row `i` (the key of the graph's node `i`).
     pub ids: Vec<String>,
     pub sidecar: HnswSidecar,
+    /// The f16 vectors that re-score candidates (`params.rescore`), unless still on their way to
+    /// disk.
+    rescore: Option<RescoreStore>,
 }
 
 fn hnsw_err(path: &Path, e: impl std::fmt::Display) -> IndexError {
@@ -115,14 +125,20 @@ fn add_rows(index: &Index, path: &Path, first_key: usize, dim: usize, data: &[f3
     })
 }
 
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
 /// Sidecar paths of an index file: what it indexes (`.json`) and its row ids (`.ids`).
 pub fn sidecar_paths(path: &Path) -> (PathBuf, PathBuf) {
-    let with = |ext: &str| {
-        let mut s = path.as_os_str().to_owned();
-        s.push(ext);
-        PathBuf::from(s)
-    };
-    (with(".json"), with(".ids"))
+    (with_suffix(path, ".json"), with_suffix(path, ".ids"))
+}
+
+/// Path of an index file's f16 re-scoring vectors (`.f16`), present when it re-scores.
+pub fn rescore_path(path: &Path) -> PathBuf {
+    with_suffix(path, ".f16")
 }
 
 impl HnswIndex {
@@ -140,6 +156,9 @@ impl HnswIndex {
                 params: params.clone(),
                 vectors: None,
             },
+            rescore: params
+                .rescore
+                .then(|| RescoreStore::from_f32(&vectors.data, vectors.dim)),
         })
     }
 
@@ -165,6 +184,10 @@ impl HnswIndex {
         let mut ids: Vec<String> = Vec::with_capacity(total);
         let mut dim = 0;
         let mut set_meta: Option<VectorMeta> = None;
+        let mut rescore = params
+            .rescore
+            .then(|| RescoreWriter::create(&rescore_path(out)))
+            .transpose()?;
         for_each_batch(vectors, ROW_GROUP, |file, meta, batch| {
             if index.is_none() {
                 dim = batch.dim;
@@ -186,11 +209,17 @@ impl HnswIndex {
                 dim,
                 &batch.data,
             )?;
+            if let Some(w) = rescore.as_mut() {
+                w.append(&batch.data)?;
+            }
             ids.extend(batch.ids);
             progress(ids.len(), total);
             Ok(())
         })?;
         let index = index.ok_or_else(|| IndexError::file(vectors, "no vectors"))?;
+        if let Some(w) = rescore {
+            w.finish()?;
+        }
         let sidecar = HnswSidecar {
             dim,
             rows: ids.len(),
@@ -201,15 +230,21 @@ impl HnswIndex {
             inner: index,
             ids,
             sidecar: sidecar.clone(),
+            rescore: None, // written above
         };
         built.save(out)?;
         Ok(sidecar)
     }
 
-    /// Saves the graph, its ids and its sidecar, each atomically (ids and sidecar last: an index
-    /// without its sidecar is never opened).
+    /// Saves the graph, its re-scoring vectors, its ids and its sidecar, each atomically (ids and
+    /// sidecar last: an index without its sidecar is never opened).
     pub fn save(&self, out: &Path) -> Result<()> {
         let (json, ids) = sidecar_paths(out);
+        if let Some(store) = &self.rescore {
+            let mut w = RescoreWriter::create(&rescore_path(out))?;
+            w.append(&store.to_f32())?;
+            w.finish()?;
+        }
         let tmp = temp_path(out);
         let tmp_str = tmp
             .to_str()
@@ -272,10 +307,16 @@ impl HnswIndex {
         inner
             .reserve_capacity_and_threads(sidecar.rows, rayon::current_num_threads())
             .ok();
+        let rescore = sidecar
+            .params
+            .rescore
+            .then(|| RescoreStore::open(&rescore_path(path), sidecar.rows, sidecar.dim, mmap))
+            .transpose()?;
         Ok(HnswIndex {
             inner,
             ids,
             sidecar,
+            rescore,
         })
     }
 
@@ -311,16 +352,30 @@ impl HnswIndex {
             )));
         }
         let here = Path::new("(search)");
+        let candidates = match &self.rescore {
+            Some(_) => k.max(self.sidecar.params.expansion_search),
+            None => k,
+        };
         queries
             .par_chunks(dim)
             .map(|q| {
-                let m = self.inner.search(q, k).map_err(|e| hnsw_err(here, e))?;
-                // USearch's inner-product distance is 1 - q.p.
-                Ok(m.keys
-                    .iter()
-                    .zip(&m.distances)
-                    .map(|(&key, &d)| (key as usize, 1.0 - d))
-                    .collect())
+                let m = self
+                    .inner
+                    .search(q, candidates)
+                    .map_err(|e| hnsw_err(here, e))?;
+                Ok(match &self.rescore {
+                    Some(store) => {
+                        let rows: Vec<usize> = m.keys.iter().map(|&key| key as usize).collect();
+                        store.rerank(q, &rows, k)
+                    }
+                    // USearch's inner-product distance is 1 - q.p.
+                    None => m
+                        .keys
+                        .iter()
+                        .zip(&m.distances)
+                        .map(|(&key, &d)| (key as usize, 1.0 - d))
+                        .collect(),
+                })
             })
             .collect()
     }

@@ -14,6 +14,7 @@ pub mod error;
 pub mod hnsw;
 pub mod meta;
 pub mod parquet;
+pub mod rescore;
 pub mod search_index;
 pub mod shards;
 pub mod synthetic;

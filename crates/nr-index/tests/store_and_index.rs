@@ -254,6 +254,7 @@ fn hnsw_finds_the_exact_neighbours_and_serves_the_same_from_a_memory_mapped_file
     let mut calls = 0;
     let params = HnswParams {
         storage: HnswStorage::F32,
+        rescore: false,
         ..HnswParams::default()
     };
     let sidecar = HnswIndex::build(&vectors, &out, &params, |done, total| {
@@ -275,10 +276,42 @@ fn hnsw_finds_the_exact_neighbours_and_serves_the_same_from_a_memory_mapped_file
             assert!((x[0].1 - e[0].1).abs() < 1e-5, "{x:?} {e:?}");
         }
     }
-    // Half-precision storage costs almost no recall on unit vectors.
-    let half = HnswIndex::from_vectors(&passages, &HnswParams::default()).unwrap();
-    let r16 = recall(&half.search(&queries.data, 10).unwrap(), &exact);
-    assert!(r16 >= 0.97, "f16 recall@10 {r16}");
+    assert!(!nr_index::hnsw::rescore_path(&out).exists());
+    // The default: an i8 graph whose candidates are re-scored with f16 vectors kept beside it.
+    // Recall is the graph's, scores are f16 inner products, and mapped equals loaded.
+    let default = dir.path().join("default.usearch");
+    HnswIndex::build(&vectors, &default, &HnswParams::default(), |_, _| {}).unwrap();
+    let f16_file = nr_index::hnsw::rescore_path(&default);
+    assert_eq!(std::fs::metadata(&f16_file).unwrap().len(), 5_000 * 32 * 2);
+    let rescored = HnswIndex::open(&default, true).unwrap();
+    let b = rescored.search(&queries.data, 10).unwrap();
+    assert_eq!(
+        HnswIndex::open(&default, false)
+            .unwrap()
+            .search(&queries.data, 10)
+            .unwrap(),
+        b
+    );
+    let r8 = recall(&b, &exact);
+    assert!(r8 >= 0.97, "i8 + f16 re-score recall@10 {r8}");
+    for (x, e) in b.iter().zip(&exact) {
+        assert!(x.windows(2).all(|w| w[0].1 >= w[1].1), "best first: {x:?}");
+        if x[0].0 == e[0].0 {
+            assert!((x[0].1 - e[0].1).abs() < 2e-3, "{x:?} {e:?}");
+        }
+    }
+    // In memory, the same parameters give the same ranking.
+    let in_memory = HnswIndex::from_vectors(&passages, &HnswParams::default()).unwrap();
+    let r_mem = recall(&in_memory.search(&queries.data, 10).unwrap(), &exact);
+    assert!(r_mem >= 0.97, "in-memory recall@10 {r_mem}");
+    // A truncated re-scoring file is refused, naming it.
+    let bytes = std::fs::read(&f16_file).unwrap();
+    std::fs::write(&f16_file, &bytes[..bytes.len() - 2]).unwrap();
+    let err = HnswIndex::open(&default, true).err().unwrap().to_string();
+    assert!(
+        err.contains("default.usearch.f16") && err.contains("truncated"),
+        "{err}"
+    );
     // A sidecar that disagrees with the index file is refused.
     let json = dir.path().join("passages.usearch.json");
     let text = std::fs::read_to_string(&json)

@@ -13,8 +13,8 @@ use crate::scale::memory::peak_rss_bytes;
 
 #[derive(Subcommand)]
 pub enum IndexCommand {
-    /// Build an HNSW index (one file plus `.json` and `.ids` beside it) from Parquet vectors,
-    /// streaming them.
+    /// Build an HNSW index (one file plus `.json`, `.ids` and, re-scoring, `.f16` beside it)
+    /// from Parquet vectors, streaming them.
     Build {
         /// A Parquet file or a folder of shards.
         #[arg(long)]
@@ -31,9 +31,13 @@ pub enum IndexCommand {
         /// Default candidates kept while searching (ef).
         #[arg(long, default_value_t = 64)]
         expansion_search: usize,
-        /// Precision of the vectors inside the index: f32, f16 or i8.
-        #[arg(long, default_value = "f16")]
+        /// Precision of the vectors inside the graph: f32, f16 or i8.
+        #[arg(long, default_value = "i8")]
         storage: HnswStorage,
+        /// Rank the graph's candidates by the graph's own scores instead of re-scoring them with
+        /// an f16 copy of the vectors (`OUT.f16`, 2 bytes per value).
+        #[arg(long)]
+        no_rescore: bool,
     },
     /// Recall@k and queries/s of an index against exact search on the same vectors.
     Bench {
@@ -68,12 +72,14 @@ pub fn run(cmd: IndexCommand) -> Result<()> {
             expansion_add,
             expansion_search,
             storage,
+            no_rescore,
         } => {
             let params = HnswParams {
                 connectivity,
                 expansion_add,
                 expansion_search,
                 storage,
+                rescore: !no_rescore,
             };
             let start = Instant::now();
             let (mut bar, mut last) = (None, 0);

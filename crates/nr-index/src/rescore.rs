@@ -1,0 +1,171 @@
+//! The f16 copy of an index's vectors (`NAME.f16`, row-major, little-endian) that re-scores the
+//! graph's candidates: the graph can then hold coarse i8 vectors, whose distances are cheap,
+//! and the ranking still comes from f16 scores. Loaded, or memory-mapped so that a search
+//! pages in only the rows it re-scores.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use half::f16;
+use half::slice::HalfFloatSliceExt;
+
+use crate::parquet::temp_path;
+use crate::{IndexError, Result};
+
+enum Rows {
+    Mapped(memmap2::Mmap),
+    Owned(Vec<f16>),
+}
+
+/// An index's vectors in f16, read for re-scoring.
+pub struct RescoreStore {
+    rows: Rows,
+    dim: usize,
+}
+
+impl RescoreStore {
+    /// Keeps `data` (`[n, dim]` row-major f32) in f16, in memory.
+    pub fn from_f32(data: &[f32], dim: usize) -> Self {
+        let mut rows = vec![f16::ZERO; data.len()];
+        rows.convert_from_f32_slice(data);
+        RescoreStore {
+            rows: Rows::Owned(rows),
+            dim,
+        }
+    }
+
+    /// Opens `path`, which must hold `rows` vectors of `dim` values; `mmap`: serve it from the
+    /// file.
+    pub fn open(path: &Path, rows: usize, dim: usize, mmap: bool) -> Result<Self> {
+        let expected = (rows * dim * 2) as u64;
+        let file = std::fs::File::open(path).map_err(|e| IndexError::io(path, e))?;
+        let len = file.metadata().map_err(|e| IndexError::io(path, e))?.len();
+        if len != expected {
+            return Err(IndexError::file(
+                path,
+                format!(
+                    "{len} bytes, {rows} f16 vectors of {dim} dimensions take {expected} (truncated or from another index)"
+                ),
+            ));
+        }
+        let rows = if mmap && expected > 0 {
+            // SAFETY: the file is only read; an index's files are written once, atomically.
+            let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| IndexError::io(path, e))?;
+            Rows::Mapped(map)
+        } else {
+            let bytes = std::fs::read(path).map_err(|e| IndexError::io(path, e))?;
+            Rows::Owned(
+                bytes
+                    .chunks_exact(2)
+                    .map(|b| f16::from_le_bytes([b[0], b[1]]))
+                    .collect(),
+            )
+        };
+        Ok(RescoreStore { rows, dim })
+    }
+
+    /// Every row, back in f32.
+    pub fn to_f32(&self) -> Vec<f32> {
+        let mut out = vec![0.0f32; self.all().len()];
+        self.all().convert_to_f32_slice(&mut out);
+        out
+    }
+
+    fn all(&self) -> &[f16] {
+        match &self.rows {
+            // Page-aligned, and every f16 bit pattern is valid.
+            Rows::Mapped(map) => bytemuck::cast_slice(&map[..]),
+            Rows::Owned(v) => v,
+        }
+    }
+
+    /// Re-scores `candidates` (rows) against `query` by inner product; the `k` best, best first
+    /// (equal scores: lower row first).
+    pub fn rerank(&self, query: &[f32], candidates: &[usize], k: usize) -> Vec<(usize, f32)> {
+        let (all, d) = (self.all(), self.dim);
+        let mut row = vec![0.0f32; d];
+        let mut scored: Vec<(usize, f32)> = candidates
+            .iter()
+            .map(|&r| {
+                all[r * d..(r + 1) * d].convert_to_f32_slice(&mut row);
+                (r, row.iter().zip(query).map(|(a, b)| a * b).sum())
+            })
+            .collect();
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        scored.truncate(k);
+        scored
+    }
+}
+
+/// Writes the f16 copy of an index's vectors batch by batch; [`RescoreWriter::finish`] renames it
+/// into place, so a killed build leaves no partial file under the final name.
+pub struct RescoreWriter {
+    path: PathBuf,
+    tmp: PathBuf,
+    out: std::io::BufWriter<std::fs::File>,
+}
+
+impl RescoreWriter {
+    pub fn create(path: &Path) -> Result<Self> {
+        let tmp = temp_path(path);
+        let file = std::fs::File::create(&tmp).map_err(|e| IndexError::io(&tmp, e))?;
+        Ok(RescoreWriter {
+            path: path.to_path_buf(),
+            tmp,
+            out: std::io::BufWriter::with_capacity(1 << 20, file),
+        })
+    }
+
+    /// Appends rows (f32, converted to f16).
+    pub fn append(&mut self, data: &[f32]) -> Result<()> {
+        let mut half = vec![f16::ZERO; data.len()];
+        half.convert_from_f32_slice(data);
+        let bytes: Vec<u8> = half.iter().flat_map(|h| h.to_le_bytes()).collect();
+        self.out
+            .write_all(&bytes)
+            .map_err(|e| IndexError::io(&self.tmp, e))
+    }
+
+    pub fn finish(self) -> Result<()> {
+        let file = self
+            .out
+            .into_inner()
+            .map_err(|e| IndexError::io(&self.tmp, e.into_error()))?;
+        file.sync_all().map_err(|e| IndexError::io(&self.tmp, e))?;
+        std::fs::rename(&self.tmp, &self.path).map_err(|e| IndexError::io(&self.path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rerank_orders_candidates_by_their_f16_scores() {
+        // Rows: (1, 0), (0.6, 0.8), (0, 1); query (0.8, 0.6): scores 0.8, 0.96, 0.6.
+        let store = RescoreStore::from_f32(&[1.0, 0.0, 0.6, 0.8, 0.0, 1.0], 2);
+        let got = store.rerank(&[0.8, 0.6], &[0, 1, 2], 2);
+        assert_eq!(got.iter().map(|h| h.0).collect::<Vec<_>>(), vec![1, 0]);
+        assert!((got[0].1 - 0.96).abs() < 1e-3 && (got[1].1 - 0.8).abs() < 1e-3);
+    }
+
+    #[test]
+    fn a_written_store_reads_back_loaded_and_mapped_and_a_short_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.f16");
+        let mut w = RescoreWriter::create(&path).unwrap();
+        w.append(&[0.5, -0.25]).unwrap();
+        w.append(&[0.125, 1.0]).unwrap();
+        w.finish().unwrap();
+        for mmap in [false, true] {
+            let s = RescoreStore::open(&path, 2, 2, mmap).unwrap();
+            let got = s.rerank(&[1.0, 1.0], &[0, 1], 2);
+            assert_eq!(got, vec![(1, 1.125), (0, 0.25)]);
+        }
+        let err = RescoreStore::open(&path, 3, 2, true)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("x.f16") && err.contains("truncated"), "{err}");
+    }
+}
