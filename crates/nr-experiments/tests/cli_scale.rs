@@ -238,6 +238,39 @@ fn a_killed_sharded_encode_resumes_to_the_vectors_of_an_uninterrupted_one() {
     assert_eq!(bench["queries"], PASSAGES / SHARDS);
     let recall = bench["efforts"][0]["recall"].as_f64().unwrap();
     assert!(recall >= 0.99, "recall@10 {recall} on 600 passages");
+
+    // Synthetic vectors fitted to these: unit rows of the same width, named after their source.
+    let like = dir.path().join("like");
+    let out = nr(&[
+        "vectors",
+        "synthetic",
+        "--like",
+        killed.to_str().unwrap(),
+        "--count",
+        "1500",
+        "--shards",
+        "2",
+        "--queries",
+        "10",
+        "--out",
+        like.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (meta, fitted) = read_vectors(&like).unwrap();
+    assert_eq!((fitted.len(), fitted.dim), (1500, whole.dim));
+    let model = meta.unwrap().model;
+    assert!(
+        model.contains("like=") && model.contains("rows=600"),
+        "{model}"
+    );
+    for row in fitted.data.chunks(fitted.dim) {
+        let n: f32 = row.iter().map(|x| x * x).sum();
+        assert!((n - 1.0).abs() < 1e-4, "{n}");
+    }
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Subcommand;
 use nr_index::meta::SourceRef;
-use nr_index::synthetic::{Stream, Synthetic, SyntheticSpec};
+use nr_index::synthetic::{LikeSpec, Stream, Synthetic, SyntheticSpec};
 use nr_index::{Shard, VectorDtype, VectorMeta, Vectors, verify_shards, write_vectors};
 
 use crate::progress::progress;
@@ -29,11 +29,12 @@ pub enum VectorsCommand {
         #[arg(long)]
         collection: Option<PathBuf>,
     },
-    /// Write clustered random unit vectors as Parquet shards (and a query file), in place of an
-    /// encoded collection too large to encode here.
+    /// Write random unit vectors as Parquet shards (and a query file), in place of an encoded
+    /// collection too large to encode here: clustered, or fitted to real vectors with --like.
     Synthetic {
         #[arg(long, default_value_t = 1_000_000)]
         count: usize,
+        /// Width of clustered vectors (--like: the real vectors' width).
         #[arg(long, default_value_t = 384)]
         dim: usize,
         #[arg(long, default_value_t = 8)]
@@ -46,6 +47,16 @@ pub enum VectorsCommand {
         /// Dimension of the latent space around each cluster centre.
         #[arg(long, default_value_t = 32)]
         latent: usize,
+        /// Fit the set to these real vectors (Parquet file or folder): each vector is a real one
+        /// plus a Gaussian combination of the offsets to its nearest real neighbours.
+        #[arg(long, value_name = "VECTORS")]
+        like: Option<PathBuf>,
+        /// --like: real neighbours spanning each vector's local Gaussian.
+        #[arg(long, default_value_t = 16)]
+        neighbours: usize,
+        /// --like: spread around the real vector, in units of its neighbours' mean squared distance.
+        #[arg(long, default_value_t = 1.0)]
+        spread: f32,
         #[arg(long, default_value_t = 0)]
         seed: u64,
         #[arg(long, default_value = "f32")]
@@ -105,19 +116,44 @@ pub fn run(cmd: VectorsCommand) -> Result<()> {
             queries,
             clusters,
             latent,
+            like,
+            neighbours,
+            spread,
             seed,
             dtype,
             out,
         } => {
             std::fs::create_dir_all(&out)?;
-            let spec = SyntheticSpec {
-                dim,
-                clusters,
-                latent,
-                seed,
+            let (name, synthetic) = match like {
+                None => (
+                    format!("synthetic(clusters={clusters},latent={latent},seed={seed})"),
+                    Synthetic::new(SyntheticSpec {
+                        dim,
+                        clusters,
+                        latent,
+                        seed,
+                    }),
+                ),
+                Some(real) => {
+                    let (_, vectors) = nr_index::read_vectors(&real)?;
+                    let spec = LikeSpec {
+                        neighbours,
+                        spread,
+                        seed,
+                    };
+                    let fitted = Synthetic::like(&vectors, &spec)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", real.display()))?;
+                    (
+                        format!(
+                            "synthetic(like={},rows={},neighbours={neighbours},spread={spread},seed={seed})",
+                            real.display(),
+                            vectors.len()
+                        ),
+                        fitted,
+                    )
+                }
             };
-            let name = format!("synthetic(clusters={clusters},latent={latent},seed={seed})");
-            let synthetic = Synthetic::new(spec);
+            let dim = synthetic.dim();
             let meta = |rows: usize, shard: Option<Shard>, kind: &str| VectorMeta {
                 kind: kind.into(),
                 model: name.clone(),
