@@ -16,8 +16,8 @@ def index_rows(label: str, build: dict | None, bench: dict | None, lance: dict |
         p = build["params"]
         for e in bench["efforts"]:
             rows.append(
-                f"| {label} | usearch HNSW M={p['connectivity']} efC={p['expansion_add']} {p['storage']}, "
-                f"ef={e['expansion_search']} | {e['recall']:.3f} | {e['queries_per_second']:,.0f} | "
+                f"| {label} | usearch HNSW M={p['connectivity']} efC={p['expansion_add']} {p['storage']}"
+                f"{' + f16 re-score' if p.get('rescore') else ''}, ef={e['expansion_search']} | {e['recall']:.3f} | {e['queries_per_second']:,.0f} | "
                 f"{bench['exact_queries_per_second']:,.0f} | {e['speedup_over_exact']:.1f}x | "
                 f"{build['build_seconds']:,.0f} s | {build['process_peak_rss_mb']:,.0f} MB | "
                 f"{bench['index_peak_rss_mb']:,.0f} MB | {bench['index_bytes'] / 1e6:,.0f} MB |"
@@ -47,17 +47,20 @@ def main() -> None:
                 f"{enc['process_peak_rss_mb']:,.0f} MB.", ""]
     out += ["| set | index | recall@10 | queries/s | exact queries/s | speed-up | build | build peak RSS "
             "| search peak RSS | index size |", "|---|---|---|---|---|---|---|---|---|---|"]
-    out += index_rows("offline 23,290 x 384 (MiniLM)", load(folder, "offline-build.json"),
-                      load(folder, "offline-bench.json"), load(folder, "offline-lancedb.json"))
+    sets = [("offline", "offline 23,290 x 384 (MiniLM)")]
     for name in sorted(os.listdir(folder)):
-        if name.startswith("synthetic-") and name.endswith("-build.json"):
-            n = name[len("synthetic-"):-len("-build.json")]
-            out += index_rows(f"synthetic {int(n):,} x 384", load(folder, name),
-                              load(folder, f"synthetic-{n}-bench.json"),
-                              load(folder, f"synthetic-{n}-lancedb.json"))
-    out += ["", "Queries/s: 1,000 queries (offline: the 342 test rewrites' teacher vectors), all cores, "
-            "exact = nr-eval's blocked gemm search over f32 vectors in RAM. *LanceDB's search RSS "
-            "includes numpy's exact baseline in the same process."]
+        for kind, label in [("like", "synthetic {:,} x 384 fitted to the offline vectors"),
+                            ("clustered", "synthetic {:,} x 384, isotropic latent clusters")]:
+            if name.startswith(f"{kind}-") and name.endswith("-build.json"):
+                n = name[len(kind) + 1:-len("-build.json")]
+                sets.append((f"{kind}-{n}", label.format(int(n))))
+    for name, label in sets:
+        out += index_rows(label, load(folder, f"{name}-build.json"), load(folder, f"{name}-bench.json"),
+                          load(folder, f"{name}-lancedb.json"))
+    out += ["", "Queries/s: 1,000 queries, all cores; offline and fitted sets: the teacher's vectors of "
+            "1,000 training rewrites, clustered set: its own queries. Exact = nr-eval's blocked gemm "
+            "search over f32 vectors in RAM. *LanceDB's search RSS includes numpy's exact baseline "
+            "in the same process."]
     print("\n".join(out))
 
 

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The figures of docs/scale.md: sharded encode of the offline collection -> Parquet -> HNSW index ->
-# recall and speed against exact search; the same on N synthetic vectors (default 1M); LanceDB's
-# IVF-PQ on the same files as the peer. Writes results/scale/*.json and results/scale.md.
+# recall and speed against exact search; the same on COUNT synthetic vectors (default 1M) of two
+# kinds: fitted to the offline collection's vectors (the headline) and isotropic latent clusters
+# (a harder case); LanceDB's IVF-PQ on the same files as the peer. Queries: the teacher's vectors
+# of 1,000 training rewrites (real questions), or the clustered set's own queries. Writes
+# results/scale/*.json and results/scale.md.
 #
 #   bash scripts/scale.sh [COUNT]            (just scale [COUNT])
 #   NR_SCALE_SKIP_PEER=1 bash scripts/scale.sh   without the LanceDB peer (no PyPI download)
@@ -37,37 +40,50 @@ echo "== offline collection: sharded encode (4 shards), verify"
 timed "$res/offline-encode.json" "$nr" encode --collection data/qrecc-offline/passages.jsonl \
   --out "$work/offline" --shards 4
 "$nr" vectors verify "$work/offline" --collection data/qrecc-offline/passages.jsonl
-# Queries: the teacher's embeddings of the test split's human rewrites.
-python3 - "$work/test-rewrites.jsonl" <<'PY'
-import json, sys
-turns = json.load(open("data/qrecc-offline/qrecc_test.json"))
+# Queries: the teacher's vectors of 1,000 training rewrites (seeded sample; never dev or test).
+python3 - "$work/train-rewrites.jsonl" <<'PY'
+import json, random, sys
+turns = [t for t in json.load(open("data/qrecc-offline/qrecc_train.json")) if t.get("Rewrite")]
+random.seed(0)
 with open(sys.argv[1], "w") as f:
-    for t in turns:
+    for t in random.sample(turns, min(1000, len(turns))):
         f.write(json.dumps({"id": f"{t['Conversation_no']}_{t['Turn_no']}", "contents": t["Rewrite"]}) + "\n")
 PY
-"$nr" encode --collection "$work/test-rewrites.jsonl" --out "$work/offline-queries" >/dev/null
-timed "$res/offline-build.json" "$nr" index build --vectors "$work/offline" --out "$work/offline.usearch"
-"$nr" index bench --index "$work/offline.usearch" --vectors "$work/offline" \
-  --queries "$work/offline-queries" --json "$res/offline-bench.json" >/dev/null
+queries="$work/train-queries"
+"$nr" encode --collection "$work/train-rewrites.jsonl" --out "$queries" >/dev/null
 
-echo "== $count synthetic vectors: write, build, bench"
-syn="$work/synthetic-$count"
-[ -f "$syn/.complete" ] || {
-  "$nr" vectors synthetic --count "$count" --dim 384 --shards 8 --queries 1000 --out "$syn"
-  touch "$syn/.complete"
+index_set() { # <name> <vectors> <queries>: build the default HNSW index, bench it against exact
+  local name=$1 vectors=$2 q=$3
+  timed "$res/$name-build.json" "$nr" index build --vectors "$vectors" --out "$work/$name.usearch"
+  timed "$res/$name-bench.json" "$nr" index bench --index "$work/$name.usearch" --vectors "$vectors" \
+    --queries "$q" --ef 16,24,32,64,128
 }
-timed "$res/synthetic-$count-build.json" "$nr" index build --vectors "$syn" --out "$syn.usearch"
-timed "$res/synthetic-$count-bench.json" "$nr" index bench --index "$syn.usearch" --vectors "$syn" \
-  --queries "$syn-queries.parquet"
-
-if [ "${NR_SCALE_SKIP_PEER:-0}" != 1 ]; then
-  echo "== LanceDB IVF-PQ on the same files"
-  bash scripts/python-env.sh
+peer() { # <name> <vectors> <queries>: LanceDB IVF-PQ on the same files
+  [ "${NR_SCALE_SKIP_PEER:-0}" = 1 ] && return 0
+  bash scripts/python-env.sh >/dev/null
   "$python_env/bin/python" -c "import lancedb" 2>/dev/null || "$python_env/bin/pip" install -q lancedb
-  "$python_env/bin/python" bench/index_peers.py --vectors "$work/offline" --queries "$work/offline-queries" \
-    --work "$work/lancedb-offline" --json "$res/offline-lancedb.json" >/dev/null
-  "$python_env/bin/python" bench/index_peers.py --vectors "$syn" --queries "$syn-queries.parquet" \
-    --work "$work/lancedb-$count" --json "$res/synthetic-$count-lancedb.json" >/dev/null
-fi
+  "$python_env/bin/python" bench/index_peers.py --vectors "$2" --queries "$3" \
+    --work "$work/lancedb-$1" --json "$res/$1-lancedb.json" >/dev/null
+}
+index_set offline "$work/offline" "$queries"
+peer offline "$work/offline" "$queries"
+
+echo "== $count synthetic vectors fitted to the offline vectors: write, build, bench"
+like="$work/like-$count"
+[ -f "$like/.complete" ] || {
+  "$nr" vectors synthetic --like "$work/offline" --count "$count" --shards 8 --out "$like"
+  touch "$like/.complete"
+}
+index_set "like-$count" "$like" "$queries"
+peer "like-$count" "$like" "$queries"
+
+echo "== $count clustered synthetic vectors (isotropic latent clusters): write, build, bench"
+clustered="$work/clustered-$count"
+[ -f "$clustered/.complete" ] || {
+  "$nr" vectors synthetic --count "$count" --dim 384 --shards 8 --queries 1000 --out "$clustered"
+  touch "$clustered/.complete"
+}
+index_set "clustered-$count" "$clustered" "$clustered-queries.parquet"
+
 python3 bench/scale_report.py "$res" >"$res.md"
 cat "$res.md"
