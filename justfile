@@ -74,10 +74,10 @@ throughput DEVICE="flex" FEATURES="flex":
 scale COUNT="1000000":
     bash scripts/scale.sh {{COUNT}}
 
-# Formatting and lints as CI checks them.
+# Formatting and lints as CI checks them (clippy with the cuda and wgpu backends on: it type-checks them too).
 lint:
     cargo fmt --all -- --check
-    cargo clippy --workspace --all-targets -- -D warnings
+    DOCS_RS=1 cargo clippy --workspace --all-targets --features nr-experiments/cuda,nr-experiments/wgpu -- -D warnings
 
 # Each a qrecc-offline run into runs/lexicon-* (features from the cache; the ridge dense head of rows 18-22).
 # The lexicon's parts and data curve of docs/results.md.
