@@ -75,6 +75,9 @@ fn scripted_chat_with_the_quickstart_head_retrieves_the_gold_passage_of_a_known_
     let dir = tempfile::tempdir().unwrap();
     let mut args: Vec<String> = vec!["run".into(), "experiments/quickstart.toml".into()];
     args.extend(offline_overrides(dir.path()));
+    // 40 dev and test turns instead of 100: the agent is checked on one of them, and the
+    // pipeline's generate-then-encode (not needed here) costs the most per turn.
+    args.extend(["--set".into(), "data.max_eval_turns=40".into()]);
     let out = nr(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(
         out.status.success(),
