@@ -38,7 +38,13 @@ impl RescoreStore {
     /// file.
     pub fn open(path: &Path, rows: usize, dim: usize, mmap: bool) -> Result<Self> {
         let expected = (rows * dim * 2) as u64;
-        let file = std::fs::File::open(path).map_err(|e| IndexError::io(path, e))?;
+        let file = std::fs::File::open(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => IndexError::file(
+                path,
+                "missing: the index re-scores its candidates with these f16 vectors (rebuild it with `nr index build`)",
+            ),
+            _ => IndexError::io(path, e),
+        })?;
         let len = file.metadata().map_err(|e| IndexError::io(path, e))?.len();
         if len != expected {
             return Err(IndexError::file(
@@ -167,5 +173,14 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(err.contains("x.f16") && err.contains("truncated"), "{err}");
+        let gone = dir.path().join("gone.f16");
+        let err = RescoreStore::open(&gone, 1, 2, true)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("gone.f16: missing") && err.contains("rebuild"),
+            "{err}"
+        );
     }
 }
