@@ -3,15 +3,16 @@
 //! `NAME.f16`: the vectors in f16) and served either loaded or memory-mapped
 //! ([`HnswIndex::open`]), so a collection's vectors need not fit in RAM.
 
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
 
+use crate::atomic::{temp_path, write_atomic};
 use crate::meta::VectorMeta;
-use crate::parquet::{ROW_GROUP, for_each_batch, parquet_files, temp_path};
+use crate::parquet::{ROW_GROUP, for_each_batch, parquet_files};
 use crate::rescore::{RescoreStore, RescoreWriter};
 use crate::{IndexError, Result, Vectors};
 
@@ -242,7 +243,7 @@ impl HnswIndex {
         let (json, ids) = sidecar_paths(out);
         if let Some(store) = &self.rescore {
             let mut w = RescoreWriter::create(&rescore_path(out))?;
-            w.append(&store.to_f32())?;
+            w.append_f16(store.rows())?;
             w.finish()?;
         }
         let tmp = temp_path(out);
@@ -379,12 +380,4 @@ impl HnswIndex {
             })
             .collect()
     }
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = temp_path(path);
-    let mut f = std::fs::File::create(&tmp).map_err(|e| IndexError::io(&tmp, e))?;
-    f.write_all(bytes).map_err(|e| IndexError::io(&tmp, e))?;
-    f.sync_all().map_err(|e| IndexError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| IndexError::io(path, e))
 }

@@ -10,6 +10,7 @@
 //!   collections whose vectors do not fit in RAM; [`SearchIndex`] puts it beside exact search.
 //! - [`synthetic`]: clustered random vectors of any size, to measure an index at scale.
 
+mod atomic;
 pub mod error;
 pub mod hnsw;
 pub mod meta;

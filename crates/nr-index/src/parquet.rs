@@ -10,6 +10,8 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::atomic::{commit, temp_path};
+
 use arrow_array::builder::StringBuilder;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
@@ -130,18 +132,7 @@ pub fn write_vectors(
         writer.write(&batch).map_err(parquet_err)?;
     }
     let file = writer.into_inner().map_err(parquet_err)?;
-    file.sync_all().map_err(|e| IndexError::io(&tmp, e))?;
-    drop(file);
-    std::fs::rename(&tmp, path).map_err(|e| IndexError::io(path, e))
-}
-
-/// The temporary name a file is written under before it is renamed into place (not `*.parquet`,
-/// so readers of a folder never pick it up).
-pub fn temp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+    commit(file, &tmp, path)
 }
 
 /// The Parquet files of `path`: the file itself, or a folder's `*.parquet` files by name.

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use half::f16;
 use half::slice::HalfFloatSliceExt;
 
-use crate::parquet::temp_path;
+use crate::atomic::{commit, temp_path};
 use crate::{IndexError, Result};
 
 enum Rows {
@@ -70,14 +70,8 @@ impl RescoreStore {
         Ok(RescoreStore { rows, dim })
     }
 
-    /// Every row, back in f32.
-    pub fn to_f32(&self) -> Vec<f32> {
-        let mut out = vec![0.0f32; self.all().len()];
-        self.all().convert_to_f32_slice(&mut out);
-        out
-    }
-
-    fn all(&self) -> &[f16] {
+    /// Every row, row-major.
+    pub fn rows(&self) -> &[f16] {
         match &self.rows {
             // Page-aligned, and every f16 bit pattern is valid.
             Rows::Mapped(map) => bytemuck::cast_slice(&map[..]),
@@ -88,7 +82,7 @@ impl RescoreStore {
     /// Re-scores `candidates` (rows) against `query` by inner product; the `k` best, best first
     /// (equal scores: lower row first).
     pub fn rerank(&self, query: &[f32], candidates: &[usize], k: usize) -> Vec<(usize, f32)> {
-        let (all, d) = (self.all(), self.dim);
+        let (all, d) = (self.rows(), self.dim);
         let mut row = vec![0.0f32; d];
         let mut scored: Vec<(usize, f32)> = candidates
             .iter()
@@ -126,7 +120,12 @@ impl RescoreWriter {
     pub fn append(&mut self, data: &[f32]) -> Result<()> {
         let mut half = vec![f16::ZERO; data.len()];
         half.convert_from_f32_slice(data);
-        let bytes: Vec<u8> = half.iter().flat_map(|h| h.to_le_bytes()).collect();
+        self.append_f16(&half)
+    }
+
+    /// Appends rows already in f16.
+    pub fn append_f16(&mut self, rows: &[f16]) -> Result<()> {
+        let bytes: Vec<u8> = rows.iter().flat_map(|h| h.to_le_bytes()).collect();
         self.out
             .write_all(&bytes)
             .map_err(|e| IndexError::io(&self.tmp, e))
@@ -137,8 +136,7 @@ impl RescoreWriter {
             .out
             .into_inner()
             .map_err(|e| IndexError::io(&self.tmp, e.into_error()))?;
-        file.sync_all().map_err(|e| IndexError::io(&self.tmp, e))?;
-        std::fs::rename(&self.tmp, &self.path).map_err(|e| IndexError::io(&self.path, e))
+        commit(file, &self.tmp, &self.path)
     }
 }
 
