@@ -224,7 +224,7 @@ fn a_killed_sharded_encode_resumes_to_the_vectors_of_an_uninterrupted_one() {
         "--queries",
         queries.to_str().unwrap(),
         "--ef",
-        "64",
+        "128",
         "--json",
         report.to_str().unwrap(),
     ]);
@@ -237,7 +237,8 @@ fn a_killed_sharded_encode_resumes_to_the_vectors_of_an_uninterrupted_one() {
         serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
     assert_eq!(bench["queries"], PASSAGES / SHARDS);
     let recall = bench["efforts"][0]["recall"].as_f64().unwrap();
-    assert!(recall >= 0.99, "recall@10 {recall} on 600 passages");
+    // The mean over 150 queries is summed in floating point: 0.99 may come back as 0.98999...
+    assert!(recall >= 0.99 - 1e-9, "recall@10 {recall} on 600 passages");
 
     // Synthetic vectors fitted to these: unit rows of the same width, named after their source.
     let like = dir.path().join("like");
