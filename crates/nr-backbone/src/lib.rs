@@ -5,6 +5,7 @@
 //!   renders chat prompts, returns hidden states of any layer and generates with a KV cache.
 //! - [`teacher`]: a BERT-family sentence encoder (sentence-transformers folders) whose embedding space
 //!   the native head learns to land in.
+//! - [`kernels`]: CPU fast paths chosen from the CPU's features (bf16 projections on AVX-512 BF16).
 //! - [`synthetic`]: random-weight models in the exact shapes of real ones (GGUF decoder, HF
 //!   sentence-transformers folder), for throughput checks where the real files cannot travel.
 //!
@@ -14,6 +15,7 @@ pub mod error;
 pub mod gguf;
 
 pub use error::{BackboneError, Result};
+pub mod kernels;
 pub mod llama;
 pub mod synthetic;
 pub mod teacher;

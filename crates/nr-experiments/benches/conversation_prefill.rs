@@ -4,7 +4,9 @@
 //! turn running only its new tokens), on the first QReCC test conversations, with the settings of
 //! experiments/qrecc-offline.toml (layers 16 and 24, question pooling).
 //!
-//! Rate = the turns' prompt tokens (what per-prompt prefill reads) per second of wall time.
+//! Rate = the turns' prompt tokens (what per-prompt prefill reads) per second of wall time. The f32
+//! rows are the reference precision; on a CPU with AVX-512 BF16 the bf16 rows run the same
+//! workloads with the decoder's projections in bf16 (`backbone.precision = "auto"`).
 //!
 //! `cargo bench -p nr-experiments --bench conversation_prefill`; writes
 //! results/bench/conversation_prefill.json.
@@ -13,6 +15,7 @@ mod common;
 
 use burn::tensor::Device;
 use common::{BenchFile, Ratio, Row, model, qrecc, seconds};
+use nr_backbone::kernels::Precision;
 use nr_backbone::llama::{Llm, PrefixCache};
 use nr_experiments::manifest::Manifest;
 use nr_experiments::native::{Extraction, conversations};
@@ -23,7 +26,7 @@ fn main() {
     let wanted = common::env_usize("NR_BENCH_CONVERSATIONS", 24);
     let manifest =
         Manifest::load(&common::root().join("experiments/qrecc-offline.toml"), &[]).unwrap();
-    let llm = Llm::load(&model("SmolLM2-135M-Instruct.Q4_1.gguf"), &Device::flex()).unwrap();
+    let mut llm = Llm::load(&model("SmolLM2-135M-Instruct.Q4_1.gguf"), &Device::flex()).unwrap();
     let spec = manifest.backbone.feature_spec(llm.num_layers()).unwrap();
     // Every turn of the first `wanted` test conversations, in order.
     let mut turns = Vec::new();
@@ -43,7 +46,7 @@ fn main() {
         .map(Vec::len)
         .sum();
     let mut last = None;
-    let mut run = |incremental: bool, batch: usize| -> Vec<f64> {
+    let mut run = |llm: &Llm, incremental: bool, batch: usize| -> Vec<f64> {
         (0..repeats)
             .map(|_| {
                 let mut cache = PrefixCache::default();
@@ -53,7 +56,7 @@ fn main() {
                         cache: incremental.then_some(&mut cache),
                         show_progress: false,
                     };
-                    std::hint::black_box(spec.features(&llm, &convs, None, how).unwrap());
+                    std::hint::black_box(spec.features(llm, &convs, None, how).unwrap());
                 });
                 if incremental {
                     last = Some(cache.stats);
@@ -62,27 +65,53 @@ fn main() {
             })
             .collect()
     };
-    let rows = vec![
-        Row::new("per prompt, batch 8", "prompt tokens/s", run(false, 8)),
-        Row::new("per prompt, batch 1", "prompt tokens/s", run(false, 1)),
+    let mut rows = vec![
+        Row::new(
+            "per prompt, batch 8",
+            "prompt tokens/s",
+            run(&llm, false, 8),
+        ),
+        Row::new(
+            "per prompt, batch 1",
+            "prompt tokens/s",
+            run(&llm, false, 1),
+        ),
         Row::new(
             "incremental (KV cache per conversation)",
             "prompt tokens/s",
-            run(true, 1),
+            run(&llm, true, 1),
         ),
     ];
-    let stats = last.expect("an incremental run");
     let best_per_prompt = rows[0].median.max(rows[1].median);
-    let ratios = vec![Ratio {
+    let mut ratios = vec![Ratio {
         name: "incremental / best per-prompt prefill (speed-up)".into(),
         value: rows[2].median / best_per_prompt,
         target: None,
     }];
+    if llm.set_precision(Precision::Auto).unwrap() == Precision::Bf16 {
+        rows.push(Row::new(
+            "per prompt, batch 1, bf16",
+            "prompt tokens/s",
+            run(&llm, false, 1),
+        ));
+        rows.push(Row::new(
+            "incremental (KV cache per conversation), bf16",
+            "prompt tokens/s",
+            run(&llm, true, 1),
+        ));
+        ratios.push(Ratio {
+            name: "incremental bf16 / incremental f32 (speed-up)".into(),
+            value: rows[4].median / rows[2].median,
+            target: None,
+        });
+    }
+    let stats = last.expect("an incremental run");
     BenchFile {
         bench: "conversation_prefill".into(),
         stack: format!(
-            "nr-backbone, burn flex (f32), SmolLM2-135M-Instruct GGUF Q4_1 de-quantised, {} threads, {repeats} runs",
-            common::threads()
+            "nr-backbone, burn flex (f32; bf16 projections where named), SmolLM2-135M-Instruct GGUF Q4_1 de-quantised, {} threads, {repeats} runs, CPU {}",
+            common::threads(),
+            nr_backbone::kernels::cpu_features()
         ),
         workload: format!(
             "all {} turns of the first {wanted} QReCC test conversations ({prompt_tokens} prompt tokens; incremental runs {} of them, {} fresh prompts), layers {:?}, {:?} pooling",

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Result, ensure};
+use anyhow::{Context, Result, ensure};
 use burn::tensor::Device;
 use nr_backbone::llama::{GenerateOptions, Llm, PrefixCache};
 use nr_backbone::teacher::TeacherEncoder;
@@ -49,6 +49,8 @@ pub struct AgentOptions {
     pub max_answer_tokens: usize,
     /// The index searched: exact, or HNSW built over the corpus vectors when the agent loads.
     pub index: nr_index::IndexSpec,
+    /// The decoder's projections (see [`nr_backbone::kernels::Precision`]).
+    pub precision: nr_backbone::kernels::Precision,
 }
 
 /// Milliseconds spent on each part of a turn.
@@ -127,7 +129,9 @@ impl Agent {
                 path.display()
             );
         }
-        let llm = Llm::load(&llm_path, &device)?;
+        let mut llm = Llm::load(&llm_path, &device)?;
+        llm.set_precision(options.precision)
+            .context("--precision")?;
         let encoder_model = TeacherEncoder::load(&teacher_path, &device)?;
         let encoder = NativeEncoder::load(
             &options.head,

@@ -8,6 +8,7 @@ use super::config::LlamaConfig;
 use super::model::{Attention, DecoderLayer, LlamaModel, Mlp};
 use super::rope::Rope;
 use crate::error::Result;
+use crate::kernels::Precision;
 use crate::weights::{WeightSource, embedding, linear, to_device, transposed, vector};
 
 /// RoPE tables are built up to this many positions at most (memory: 2 x positions x head_dim floats).
@@ -56,7 +57,8 @@ pub fn build_llama(
                     q_out,
                     bias,
                     device,
-                )?,
+                )?
+                .into(),
                 k_proj: linear(
                     src,
                     &format!("{p}.self_attn.k_proj"),
@@ -64,7 +66,8 @@ pub fn build_llama(
                     kv_out,
                     bias,
                     device,
-                )?,
+                )?
+                .into(),
                 v_proj: linear(
                     src,
                     &format!("{p}.self_attn.v_proj"),
@@ -72,7 +75,8 @@ pub fn build_llama(
                     kv_out,
                     bias,
                     device,
-                )?,
+                )?
+                .into(),
                 o_proj: linear(
                     src,
                     &format!("{p}.self_attn.o_proj"),
@@ -80,7 +84,8 @@ pub fn build_llama(
                     h,
                     false,
                     device,
-                )?,
+                )?
+                .into(),
                 num_heads: config.num_heads,
                 num_kv_heads: config.num_kv_heads,
                 head_dim: hd,
@@ -100,7 +105,8 @@ pub fn build_llama(
                     config.intermediate_size,
                     false,
                     device,
-                )?,
+                )?
+                .into(),
                 up_proj: linear(
                     src,
                     &format!("{p}.mlp.up_proj"),
@@ -108,7 +114,8 @@ pub fn build_llama(
                     config.intermediate_size,
                     false,
                     device,
-                )?,
+                )?
+                .into(),
                 down_proj: linear(
                     src,
                     &format!("{p}.mlp.down_proj"),
@@ -116,13 +123,14 @@ pub fn build_llama(
                     h,
                     false,
                     device,
-                )?,
+                )?
+                .into(),
             },
         });
     }
     let norm = rms_norm(src, "model.norm.weight", h, eps, device)?;
     let lm_head = if !config.tie_word_embeddings && src.contains("lm_head.weight") {
-        linear(src, "lm_head", h, config.vocab_size, false, device)?
+        linear(src, "lm_head", h, config.vocab_size, false, device)?.into()
     } else {
         // Tied head: logits = h . E^T, stored transposed once so each step is a plain matmul.
         let e = src.tensor_with_shape("model.embed_tokens.weight", &[config.vocab_size, h])?;
@@ -130,6 +138,7 @@ pub fn build_llama(
             weight: Param::from_tensor(to_device::<2>(transposed(&e), device)),
             bias: None,
         }
+        .into()
     };
     let rope = Rope::new(
         hd,
@@ -145,5 +154,6 @@ pub fn build_llama(
         lm_head,
         rope,
         device: device.clone(),
+        precision: Precision::F32,
     })
 }

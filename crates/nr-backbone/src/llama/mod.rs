@@ -12,6 +12,7 @@ mod generate;
 mod gguf_source;
 mod model;
 mod prefix;
+mod projection;
 mod rope;
 mod tokenizer;
 
@@ -28,9 +29,11 @@ pub use generate::{GenerateOptions, GeneratedTokens, Sampling, StopReason, argma
 pub use gguf_source::{GgufLlamaWeights, config_from_gguf};
 pub use model::{KvCache, LlamaModel};
 pub use prefix::{PrefixCache, PrefixStats};
+pub use projection::Projection;
 pub use tokenizer::LlmTokenizer;
 
 use crate::error::{BackboneError, Result};
+use crate::kernels::Precision;
 use crate::weights::{SafetensorsWeights, to_host};
 
 /// Hidden states of one sequence at one layer: `len` token vectors of `dim` floats, padding removed.
@@ -175,6 +178,17 @@ impl Llm {
             )));
         }
         Ok(())
+    }
+
+    /// Runs the decoder's projections in `precision` and returns the one chosen (see
+    /// [`LlamaModel::set_precision`]). A model loads in f32, the precision parity is checked in.
+    pub fn set_precision(&mut self, precision: Precision) -> Result<Precision> {
+        self.model.set_precision(precision)
+    }
+
+    /// What the decoder's projections run in now (`F32` or `Bf16`).
+    pub fn precision(&self) -> Precision {
+        self.model.precision
     }
 
     /// Number of decoder layers (also the index of the final-normed hidden state).

@@ -7,12 +7,15 @@
 
 use std::collections::BTreeMap;
 
-use burn::nn::{Embedding, Linear, RmsNorm};
+use burn::nn::{Embedding, RmsNorm};
 use burn::tensor::activation::{silu, softmax};
 use burn::tensor::{Device, Int, Tensor};
 
 use super::config::LlamaConfig;
+use super::projection::Projection;
 use super::rope::{Rope, RopeAngles};
+use crate::error::{BackboneError, Result};
+use crate::kernels::{Precision, bf16_supported};
 
 /// Added to attention scores of masked keys. Every query row keeps at least one key (padding
 /// queries attend to themselves), so no softmax row is all `-inf`; an infinite mask also keeps
@@ -22,10 +25,10 @@ pub const MASKED: f32 = f32::NEG_INFINITY;
 /// Self-attention with grouped key/value heads.
 #[derive(Debug)]
 pub struct Attention {
-    pub q_proj: Linear,
-    pub k_proj: Linear,
-    pub v_proj: Linear,
-    pub o_proj: Linear,
+    pub q_proj: Projection,
+    pub k_proj: Projection,
+    pub v_proj: Projection,
+    pub o_proj: Projection,
     pub num_heads: usize,
     pub num_kv_heads: usize,
     pub head_dim: usize,
@@ -34,9 +37,9 @@ pub struct Attention {
 /// SwiGLU feed-forward block: `down(silu(gate(x)) * up(x))`.
 #[derive(Debug)]
 pub struct Mlp {
-    pub gate_proj: Linear,
-    pub up_proj: Linear,
-    pub down_proj: Linear,
+    pub gate_proj: Projection,
+    pub up_proj: Projection,
+    pub down_proj: Projection,
 }
 
 /// One pre-norm decoder layer.
@@ -86,9 +89,11 @@ pub struct LlamaModel {
     pub layers: Vec<DecoderLayer>,
     pub norm: RmsNorm,
     /// `[hidden, vocab]` projection; for tied models it holds the transposed embedding matrix.
-    pub lm_head: Linear,
+    pub lm_head: Projection,
     pub rope: Rope,
     pub device: Device,
+    /// What the projections run in: [`Precision::F32`] or [`Precision::Bf16`], never `Auto`.
+    pub precision: Precision,
 }
 
 impl Attention {
@@ -177,6 +182,54 @@ impl DecoderLayer {
 }
 
 impl LlamaModel {
+    /// Runs the projections in `precision` (`Auto`: bf16 where the device is the CPU and the CPU
+    /// has AVX-512 BF16, f32 elsewhere) and returns what it chose. Attention scores, norms and
+    /// the residual stream stay f32 whatever the choice.
+    pub fn set_precision(&mut self, precision: Precision) -> Result<Precision> {
+        let cpu_has_bf16 = self.runs_on_cpu() && bf16_supported();
+        let chosen = match precision {
+            Precision::F32 => Precision::F32,
+            Precision::Auto if cpu_has_bf16 => Precision::Bf16,
+            Precision::Auto => Precision::F32,
+            Precision::Bf16 if cpu_has_bf16 => Precision::Bf16,
+            Precision::Bf16 => {
+                return Err(BackboneError::Input(format!(
+                    "precision bf16: needs the flex (CPU) device on a CPU with AVX-512 BF16 ({}; device {:?}); use \"auto\" or \"f32\"",
+                    crate::kernels::cpu_features(),
+                    self.device
+                )));
+            }
+        };
+        if chosen != self.precision {
+            let on = chosen == Precision::Bf16;
+            for layer in &mut self.layers {
+                let a = &mut layer.self_attn;
+                for p in [&mut a.q_proj, &mut a.k_proj, &mut a.v_proj, &mut a.o_proj] {
+                    p.use_bf16(on)?;
+                }
+                let m = &mut layer.mlp;
+                for p in [&mut m.gate_proj, &mut m.up_proj, &mut m.down_proj] {
+                    p.use_bf16(on)?;
+                }
+            }
+            self.lm_head.use_bf16(on)?;
+            self.precision = chosen;
+        }
+        Ok(chosen)
+    }
+
+    /// Whether the model lives on the flex (CPU) device, where the CPU kernels apply.
+    fn runs_on_cpu(&self) -> bool {
+        #[cfg(feature = "flex")]
+        {
+            self.device == Device::flex()
+        }
+        #[cfg(not(feature = "flex"))]
+        {
+            false
+        }
+    }
+
     /// Hidden states of the layers in `want` only, stopping after the deepest one: extraction of a
     /// middle layer skips the layers above it. No KV cache, no logits.
     pub fn hidden_states(

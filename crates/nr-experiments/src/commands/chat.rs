@@ -53,6 +53,9 @@ pub struct ChatArgs {
     /// start; for corpora where exact search is too slow).
     #[arg(long, default_value = "exact", value_parser = ["exact", "hnsw"])]
     index: String,
+    /// The LLM's projections: auto (bf16 on a CPU with AVX-512 BF16, else f32), f32 or bf16.
+    #[arg(long, default_value = "auto")]
+    precision: nr_backbone::kernels::Precision,
 }
 
 /// One turn of a script: the user's message, optionally with a recorded assistant reply that
@@ -108,6 +111,7 @@ pub fn run(args: ChatArgs) -> Result<()> {
             "hnsw" => nr_index::IndexSpec::Hnsw(nr_index::HnswParams::default()),
             _ => nr_index::IndexSpec::Exact,
         },
+        precision: args.precision,
     };
     let mut agent = Agent::load(options, device)?;
     match script {

@@ -25,6 +25,9 @@ pub struct ThroughputArgs {
     /// The teacher (sentence-transformers folder); without it, no teacher row.
     #[arg(long)]
     teacher: Option<PathBuf>,
+    /// The decoder's projections: auto (bf16 on a CPU with AVX-512 BF16, else f32), f32 or bf16.
+    #[arg(long, default_value = "auto")]
+    precision: nr_backbone::kernels::Precision,
     /// Prompts per prefill batch.
     #[arg(long, default_value_t = 8)]
     prefill_batch: usize,
@@ -86,15 +89,14 @@ pub fn run(args: ThroughputArgs) -> Result<()> {
     println!("| stage | case | median |\n|---|---|---|");
     let mut widths = (576, 384);
     if let Some(path) = &args.llm {
-        let llm =
+        let mut llm =
             Llm::load(path, &device).with_context(|| format!("loading {}", path.display()))?;
+        let precision = llm.set_precision(args.precision).context("--precision")?;
         widths.0 = llm.hidden_size();
-        report(throughput::prefill(
-            &llm,
-            args.prefill_batch,
-            args.prefill_tokens,
-            args.repeats,
-        )?);
+        let mut row =
+            throughput::prefill(&llm, args.prefill_batch, args.prefill_tokens, args.repeats)?;
+        row.case = format!("{}, {}", row.case, precision.name());
+        report(row);
     }
     if let Some(path) = &args.teacher {
         let teacher = TeacherEncoder::load(path, &device)

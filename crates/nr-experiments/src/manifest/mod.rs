@@ -15,6 +15,7 @@ pub use overrides::apply_override;
 
 use crate::native::FeatureSpec;
 pub use crate::native::{HiddenSource, Pooling, Prefill, StandardizeScope};
+pub use nr_backbone::kernels::Precision;
 
 /// A whole experiment.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -141,6 +142,10 @@ pub struct BackboneSpec {
     /// `incremental` (each later turn of a conversation runs only its new tokens) or `batched`.
     #[serde(default)]
     pub prefill: Prefill,
+    /// The decoder's projections: `auto` (bf16 on a CPU with AVX-512 BF16, else f32), `f32` or
+    /// `bf16` (an error where the CPU lacks it).
+    #[serde(default)]
+    pub precision: Precision,
 }
 
 impl BackboneSpec {

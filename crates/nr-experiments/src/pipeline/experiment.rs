@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use burn::tensor::Device;
+use nr_backbone::kernels::Precision;
 use nr_backbone::llama::{Llm, PrefixCache};
 use nr_backbone::teacher::TeacherEncoder;
 use nr_data::{CacheKeyBuilder, QreccTurn, TensorCache, file_sha256};
@@ -75,7 +76,15 @@ impl Experiment {
             data.test.turns.len(),
             data.passages.len()
         );
-        let llm = Llm::load(&manifest.backbone.path, &device)?;
+        let mut llm = Llm::load(&manifest.backbone.path, &device)?;
+        let precision = llm
+            .set_precision(manifest.backbone.precision)
+            .with_context(|| format!("{}: backbone.precision", manifest.name))?;
+        tracing::info!(
+            "decoder projections in {} ({})",
+            precision.name(),
+            nr_backbone::kernels::cpu_features()
+        );
         let llm_hash = model_hash(&manifest.backbone.path)?;
         let encoder = TeacherEncoder::load(&manifest.teacher.path, &device)?;
         let teacher = Teacher {
@@ -107,9 +116,14 @@ impl Experiment {
         })
     }
 
-    /// A cache key of kind `kind` bound to this run's LLM weights.
+    /// A cache key of kind `kind` bound to this run's LLM weights and the precision its
+    /// projections run in (f32 keys are those of every cache written before bf16 existed).
     pub(super) fn llm_key(&self, kind: &str) -> CacheKeyBuilder {
-        CacheKeyBuilder::new(kind).model_hash(&self.llm_hash)
+        let key = CacheKeyBuilder::new(kind).model_hash(&self.llm_hash);
+        match self.llm.precision() {
+            Precision::F32 | Precision::Auto => key,
+            Precision::Bf16 => key.setting("precision", "bf16"),
+        }
     }
 
     /// Rewrite prompts of turns (generate-then-encode and `query_tokens`).

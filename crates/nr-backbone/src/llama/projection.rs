@@ -1,0 +1,63 @@
+//! A linear projection of the decoder: burn's `Linear` in f32 on any device, or, on the CPU, the
+//! same weights packed as bf16 for [`PackedBf16`] (see [`crate::kernels`]).
+
+use std::sync::Arc;
+
+use burn::nn::Linear;
+use burn::tensor::{Tensor, TensorData};
+
+use crate::error::Result;
+use crate::kernels::PackedBf16;
+use crate::weights::to_host;
+
+/// `y = x W + b` over the last axis.
+#[derive(Debug)]
+pub struct Projection {
+    /// The f32 weights `[in, out]` (burn's layout) and bias: the reference, and the path on
+    /// every device without a fast kernel.
+    pub linear: Linear,
+    /// The weights as bf16 pairs, when the bf16 path is on.
+    bf16: Option<Arc<PackedBf16>>,
+}
+
+impl From<Linear> for Projection {
+    fn from(linear: Linear) -> Self {
+        Self { linear, bf16: None }
+    }
+}
+
+impl Projection {
+    /// Packs the weights for the bf16 kernel (`true`) or drops the packed copy (`false`). The
+    /// caller checks that the device is the CPU and the CPU has the kernel.
+    pub(crate) fn use_bf16(&mut self, on: bool) -> Result<()> {
+        self.bf16 = if on {
+            let w = self.linear.weight.val();
+            let [k, n] = w.dims();
+            Some(Arc::new(PackedBf16::pack(&to_host(w)?, k, n)))
+        } else {
+            None
+        };
+        Ok(())
+    }
+
+    /// `x [.., in]` -> `[.., out]`.
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        let Some(packed) = &self.bf16 else {
+            return self.linear.forward(x);
+        };
+        let mut dims = x.dims();
+        let device = x.device();
+        let rows = dims[..D - 1].iter().product();
+        // The host copy of a CPU tensor cannot fail; a failure here is a bug, not bad input.
+        let host = to_host(x).expect("reading a CPU tensor");
+        dims[D - 1] = packed.cols();
+        let y = Tensor::from_data(
+            TensorData::new(packed.matmul(&host, rows), dims.to_vec()),
+            &device,
+        );
+        match &self.linear.bias {
+            Some(b) => y + b.val().unsqueeze(),
+            None => y,
+        }
+    }
+}
