@@ -1,8 +1,9 @@
-"""PyTorch (transformers, float32) side of the prefill benchmark.
+"""PyTorch (transformers) side of the prefill benchmark, in float32 and in bfloat16.
 
 Runs the workload of crates/nr-experiments/benches/prefill.rs on the prompts it wrote to
 results/bench/prefill-prompts.json: one forward pass returning every hidden state, batch 8
-(left-padded) and batch 1, on 1 thread and on all threads. Writes results/bench/prefill.reference.json.
+(left-padded) and batch 1, on 1 thread and on all threads; float32 rows are named as ours in f32,
+bfloat16 rows end in " bf16" as ours with bf16 projections. Writes results/bench/prefill.reference.json.
 
     python bench/prefill_torch.py [--repeats 5]
 """
@@ -24,7 +25,7 @@ def main():
     ap.add_argument("--repeats", type=int, default=int(os.environ.get("NR_BENCH_REPEATS", 5)))
     args = ap.parse_args()
     prompts = json.load(open(RESULTS / "prefill-prompts.json"))
-    model = AutoModelForCausalLM.from_pretrained(str(MODELS), gguf_file=GGUF, dtype=torch.float32).eval()
+    f32_model = AutoModelForCausalLM.from_pretrained(str(MODELS), gguf_file=GGUF, dtype=torch.float32).eval()
     pad = 2
     tokens = sum(len(p) for p in prompts)
 
@@ -37,6 +38,22 @@ def main():
             yield ids, mask
 
     rows = []
+    for dtype, suffix in ((torch.float32, ""), (torch.bfloat16, " bf16")):
+        model = f32_model.to(dtype)
+        rows += measure(model, batches, tokens, args.repeats, suffix)
+    import transformers
+
+    write_reference(
+        "prefill",
+        f"transformers {transformers.__version__}, torch {torch.__version__} CPU, float32 and bfloat16 (GGUF de-quantised), {args.repeats} runs",
+        f"the same {len(prompts)} prompts ({[len(p) for p in prompts]} tokens), every hidden state",
+        rows,
+    )
+
+
+def measure(model, batches, tokens, repeats, suffix):
+    """tokens/s of every thread count and batch size, as rows named like ours."""
+    rows = []
     for threads in (1, os.cpu_count()):
         torch.set_num_threads(threads)
         for size in (8, 1):
@@ -44,20 +61,13 @@ def main():
                 ids, mask = next(batches(size))  # warm-up
                 model.model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
                 rates = []
-                for _ in range(args.repeats):
+                for _ in range(repeats):
                     start = time.perf_counter()
                     for ids, mask in batches(size):
                         model.model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
                     rates.append(tokens / (time.perf_counter() - start))
-            rows.append(row(f"threads={threads} batch={size}", "tokens/s", rates))
-    import transformers
-
-    write_reference(
-        "prefill",
-        f"transformers {transformers.__version__}, torch {torch.__version__} CPU, float32 (GGUF de-quantised), {args.repeats} runs",
-        f"the same {len(prompts)} prompts ({[len(p) for p in prompts]} tokens), every hidden state",
-        rows,
-    )
+            rows.append(row(f"threads={threads} batch={size}{suffix}", "tokens/s", rates))
+    return rows
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 //! LLM hidden-state extraction: tokens/s of one forward pass that keeps every layer's hidden
 //! states, over 8 real QReCC conversation prompts of ~128 tokens (built as the pipeline builds
-//! them), batch 8 (left-padded) and batch 1, on 1 thread and on all threads.
+//! them), batch 8 (left-padded) and batch 1, on 1 thread and on all threads; in f32, then (on a CPU
+//! with AVX-512 BF16) with the projections in bf16, rows named `... bf16` like PyTorch's bfloat16
+//! rows of bench/prefill_torch.py.
 //!
 //! `cargo bench -p nr-experiments --bench prefill`; writes results/bench/prefill.json and the
 //! prompts (results/bench/prefill-prompts.json) that `bench/prefill_torch.py` runs in PyTorch.
@@ -9,6 +11,7 @@ mod common;
 
 use burn::tensor::Device;
 use common::{BenchFile, Row, model, qrecc, seconds};
+use nr_backbone::kernels::Precision;
 use nr_backbone::llama::Llm;
 use nr_experiments::atomic_file::write_atomic;
 use nr_experiments::native::conversations;
@@ -40,36 +43,50 @@ fn prompts(llm: &Llm) -> Vec<Vec<u32>> {
 
 fn main() {
     let repeats = common::env_usize("NR_BENCH_REPEATS", 5);
-    let llm = Llm::load(&model("SmolLM2-135M-Instruct.Q4_1.gguf"), &Device::flex()).unwrap();
+    let mut llm = Llm::load(&model("SmolLM2-135M-Instruct.Q4_1.gguf"), &Device::flex()).unwrap();
     let prompts = prompts(&llm);
     let tokens: usize = prompts.iter().map(Vec::len).sum();
     let layers: Vec<usize> = (0..=llm.num_layers()).collect();
     let all = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut rows = Vec::new();
-    for threads in [1, all] {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        for batch in [8, 1] {
-            let runs = pool.install(|| {
-                llm.forward(&prompts[..batch], &layers, false).unwrap(); // warm-up
-                (0..repeats)
-                    .map(|_| {
-                        let s = seconds(|| {
-                            for chunk in prompts.chunks(batch) {
-                                std::hint::black_box(llm.forward(chunk, &layers, false).unwrap());
-                            }
-                        });
-                        tokens as f64 / s
-                    })
-                    .collect()
-            });
-            rows.push(Row::new(
-                format!("threads={threads} batch={batch}"),
-                "tokens/s",
-                runs,
-            ));
+    let mut precisions = vec![Precision::F32];
+    if nr_backbone::kernels::bf16_supported() {
+        precisions.push(Precision::Bf16);
+    }
+    for precision in precisions {
+        llm.set_precision(precision).unwrap();
+        let suffix = if precision == Precision::Bf16 {
+            " bf16"
+        } else {
+            ""
+        };
+        for threads in [1, all] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            for batch in [8, 1] {
+                let runs = pool.install(|| {
+                    llm.forward(&prompts[..batch], &layers, false).unwrap(); // warm-up
+                    (0..repeats)
+                        .map(|_| {
+                            let s = seconds(|| {
+                                for chunk in prompts.chunks(batch) {
+                                    std::hint::black_box(
+                                        llm.forward(chunk, &layers, false).unwrap(),
+                                    );
+                                }
+                            });
+                            tokens as f64 / s
+                        })
+                        .collect()
+                });
+                rows.push(Row::new(
+                    format!("threads={threads} batch={batch}{suffix}"),
+                    "tokens/s",
+                    runs,
+                ));
+            }
         }
     }
     let lens: Vec<usize> = prompts.iter().map(Vec::len).collect();
@@ -81,7 +98,10 @@ fn main() {
     .unwrap();
     BenchFile {
         bench: "prefill".into(),
-        stack: format!("nr-backbone, burn flex (f32), SmolLM2-135M-Instruct GGUF Q4_1 de-quantised, {repeats} runs"),
+        stack: format!(
+            "nr-backbone, burn flex (f32; bf16 projections in rows so named), SmolLM2-135M-Instruct GGUF Q4_1 de-quantised, {repeats} runs, CPU {}",
+            nr_backbone::kernels::cpu_features()
+        ),
         workload: format!("8 QReCC conversation prompts of {lens:?} tokens, hidden states of all {} layers", layers.len()),
         rows,
         ratios: vec![],

@@ -14,8 +14,21 @@ use rayon::prelude::*;
 pub const PANEL: usize = 64;
 /// Rows of `x` per micro-kernel call (6 rows x 4 vectors = 24 accumulators of 32 registers).
 const MR: usize = 6;
-/// Rows of `x` per parallel task: enough to amortise a panel's trip through cache.
-const ROWS_PER_TASK: usize = 8 * MR;
+/// Rows of `x` per parallel task at most: enough to amortise a panel's trip through cache.
+const MAX_ROWS_PER_TASK: usize = 8 * MR;
+/// Parallel tasks per thread wanted, so that a few narrow panels (k/v projections: 3 panels)
+/// over few rows (a conversation turn's new tokens) still keep every thread busy.
+const TASKS_PER_THREAD: usize = 4;
+
+/// Rows per task: `MAX_ROWS_PER_TASK`, fewer (a multiple of `MR`) when panels x row blocks would
+/// give the threads fewer than `TASKS_PER_THREAD` tasks each.
+fn rows_per_task(m: usize, panels: usize) -> usize {
+    let wanted_tasks = TASKS_PER_THREAD * rayon::current_num_threads();
+    let row_blocks = wanted_tasks.div_ceil(panels).max(1);
+    m.div_ceil(row_blocks)
+        .next_multiple_of(MR)
+        .clamp(MR, MAX_ROWS_PER_TASK)
+}
 
 /// A weight matrix `[k, n]` (input rows, output columns: burn's `Linear` layout) packed as bf16 pairs.
 #[derive(Debug, Clone)]
@@ -113,14 +126,15 @@ impl PackedBf16 {
         let a = pack_rows(x, m, self.k, self.pairs);
         let mut out = vec![0.0f32; m * self.n];
         let panels = self.n.div_ceil(PANEL);
-        let row_blocks = m.div_ceil(ROWS_PER_TASK);
+        let per_task = rows_per_task(m, panels);
+        let row_blocks = m.div_ceil(per_task);
         let out_ptr = SharedOut(out.as_mut_ptr());
         (0..panels * row_blocks).into_par_iter().for_each(|task| {
             let (p, rb) = (task % panels, task / panels);
             let panel = &self.data[p * self.pairs * PANEL..(p + 1) * self.pairs * PANEL];
             let cols = (self.n - p * PANEL).min(PANEL);
-            let rows_end = ((rb + 1) * ROWS_PER_TASK).min(m);
-            let mut r0 = rb * ROWS_PER_TASK;
+            let rows_end = ((rb + 1) * per_task).min(m);
+            let mut r0 = rb * per_task;
             while r0 < rows_end {
                 let mr = (rows_end - r0).min(MR);
                 // SAFETY: the CPU has AVX-512 F and BF16 (asserted above); every task writes its own
@@ -310,6 +324,24 @@ mod tests {
                 (h % 2001) as f32 / 1000.0 - 1.0
             })
             .collect()
+    }
+
+    #[test]
+    fn narrow_products_over_few_rows_are_split_across_threads() {
+        let threads = rayon::current_num_threads();
+        // A turn's 30 new tokens through a k/v projection (3 panels): row blocks of one tile, so
+        // 3 x 5 tasks instead of 3.
+        let per_task = rows_per_task(30, 3);
+        assert_eq!(per_task % MR, 0);
+        assert!(per_task <= MAX_ROWS_PER_TASK);
+        assert!(
+            3 * 30usize.div_ceil(per_task) >= threads.min(15),
+            "{per_task}"
+        );
+        // Many rows over wide outputs: full-size blocks.
+        assert_eq!(rows_per_task(4096, 24), MAX_ROWS_PER_TASK);
+        // One row (a generated token): one tile.
+        assert_eq!(rows_per_task(1, 768), MR);
     }
 
     #[test]

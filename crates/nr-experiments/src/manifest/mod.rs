@@ -868,6 +868,11 @@ mod tests {
                 "[evaluation]\nmetrics = [\"recall_10\", \"mrr10\"]\n",
                 "\"mrr10\"",
             ),
+            (
+                "max_prompt_tokens = 512",
+                "max_prompt_tokens = 512\nprecision = \"bf17\"",
+                "\"bf17\"",
+            ),
         ] {
             let err = load_error(from, to);
             let at = position(from, to, bad);
@@ -899,6 +904,7 @@ mod tests {
             vec![LossTerm::Align, LossTerm::Contrastive, LossTerm::Rank]
         );
         assert_eq!(m.evaluation.metrics[1].label(), "MRR@10");
+        assert_eq!(m.backbone.precision, Precision::Auto);
         let err = load_error("kind = \"linear\"", "kind = \"mlp\"\ndropout = 1.5").to_string();
         assert!(
             err.contains("typo.toml") && err.contains("head.dropout"),
