@@ -112,6 +112,11 @@ impl PackedBf16 {
     /// `x · W` for `x` `[m, k]` row-major: `[m, n]` row-major. Call only where
     /// [`super::bf16_supported`] holds.
     pub fn matmul(&self, x: &[f32], m: usize) -> Vec<f32> {
+        self.matmul_rows(&self.round_input(x, m))
+    }
+
+    /// `x` `[m, k]` rounded to bf16 pairs once, for several matrices of the same input width.
+    pub fn round_input(&self, x: &[f32], m: usize) -> RoundedRows {
         assert_eq!(
             x.len(),
             m * self.k,
@@ -123,7 +128,21 @@ impl PackedBf16 {
             super::bf16_supported(),
             "bf16 matmul on a CPU without AVX-512 BF16"
         );
-        let a = pack_rows(x, m, self.k, self.pairs);
+        RoundedRows {
+            m,
+            pairs: self.pairs,
+            data: pack_rows(x, m, self.k, self.pairs),
+        }
+    }
+
+    /// `x · W` for rows rounded by [`Self::round_input`] (of a matrix with the same input width).
+    pub fn matmul_rows(&self, x: &RoundedRows) -> Vec<f32> {
+        assert_eq!(x.pairs, self.pairs, "rows rounded for another input width");
+        assert!(
+            super::bf16_supported(),
+            "bf16 matmul on a CPU without AVX-512 BF16"
+        );
+        let (m, a) = (x.m, &x.data);
         let mut out = vec![0.0f32; m * self.n];
         let panels = self.n.div_ceil(PANEL);
         let per_task = rows_per_task(m, panels);
@@ -150,6 +169,14 @@ impl PackedBf16 {
         });
         out
     }
+}
+
+/// Rows of an input rounded to bf16 pairs (see [`PackedBf16::round_input`]).
+#[derive(Debug, Clone)]
+pub struct RoundedRows {
+    m: usize,
+    pairs: usize,
+    data: Vec<u32>,
 }
 
 /// The output buffer shared by the parallel tasks, each writing disjoint elements.

@@ -1,12 +1,14 @@
 //! CPU fast paths chosen at run time from the CPU's features, with burn's f32 matmul as the fallback.
 //!
 //! - [`bf16_gemm`]: decoder projections with bf16 weights and f32 sums (AVX-512 BF16).
+//! - [`swiglu`]: the MLP's `silu(gate) * up` on the host, between two bf16 projections.
 
 pub mod bf16_gemm;
+pub mod swiglu;
 
 use serde::{Deserialize, Serialize};
 
-pub use bf16_gemm::PackedBf16;
+pub use bf16_gemm::{PackedBf16, RoundedRows};
 
 /// Number format of the decoder's projections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -9,13 +9,15 @@ use std::collections::BTreeMap;
 
 use burn::nn::{Embedding, RmsNorm};
 use burn::tensor::activation::{silu, softmax};
-use burn::tensor::{Device, Int, Tensor};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::config::LlamaConfig;
 use super::projection::Projection;
 use super::rope::{Rope, RopeAngles};
 use crate::error::{BackboneError, Result};
-use crate::kernels::{Precision, bf16_supported};
+use crate::kernels::swiglu::silu_mul_in_place;
+use crate::kernels::{PackedBf16, Precision, bf16_supported};
+use crate::weights::to_host;
 
 /// Added to attention scores of masked keys. Every query row keeps at least one key (padding
 /// queries attend to themselves), so no softmax row is all `-inf`; an infinite mask also keeps
@@ -157,8 +159,36 @@ impl Attention {
 
 impl Mlp {
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        if let (Some(gate), Some(up), Some(down)) = (
+            self.gate_proj.bf16_without_bias(),
+            self.up_proj.bf16_without_bias(),
+            self.down_proj.bf16_without_bias(),
+        ) {
+            return Self::forward_bf16(x, gate, up, down);
+        }
         let gate = silu(self.gate_proj.forward(x.clone()));
         self.down_proj.forward(gate * self.up_proj.forward(x))
+    }
+}
+
+impl Mlp {
+    /// The bf16 path on the host, one round trip per layer: the input rounded once for gate and
+    /// up, `silu(gate) * up` in place, then down.
+    fn forward_bf16(
+        x: Tensor<3>,
+        gate: &PackedBf16,
+        up: &PackedBf16,
+        down: &PackedBf16,
+    ) -> Tensor<3> {
+        let [b, s, _] = x.dims();
+        let device = x.device();
+        // The host copy of a CPU tensor cannot fail; a failure here is a bug, not bad input.
+        let host = to_host(x).expect("reading a CPU tensor");
+        let rows = gate.round_input(&host, b * s);
+        let mut hidden = gate.matmul_rows(&rows);
+        silu_mul_in_place(&mut hidden, &up.matmul_rows(&rows));
+        let out = down.matmul(&hidden, b * s);
+        Tensor::from_data(TensorData::new(out, [b, s, down.cols()]), &device)
     }
 }
 

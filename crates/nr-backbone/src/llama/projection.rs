@@ -40,6 +40,12 @@ impl Projection {
         Ok(())
     }
 
+    /// The packed bf16 weights when the bf16 path is on and there is no bias: what a fused host
+    /// path (the MLP) can use directly.
+    pub(crate) fn bf16_without_bias(&self) -> Option<&PackedBf16> {
+        self.bf16.as_deref().filter(|_| self.linear.bias.is_none())
+    }
+
     /// `x [.., in]` -> `[.., out]`.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         let Some(packed) = &self.bf16 else {
