@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{model, nr, root, shared_data};
+use common::{assert_ok, model, nr, root, shared_data};
 use nr_index::{Shard, read_vectors, verify_shards};
 
 const PASSAGES: usize = 600;
@@ -109,11 +109,7 @@ fn a_killed_sharded_encode_resumes_to_the_vectors_of_an_uninterrupted_one() {
 
     // The rerun skips the finished shards and writes the rest.
     let out = nr(&encode_args(&c, &teacher, killed.to_str().unwrap()));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(
         said.contains(&format!(
@@ -135,11 +131,7 @@ fn a_killed_sharded_encode_resumes_to_the_vectors_of_an_uninterrupted_one() {
         "--collection",
         &c,
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     assert!(
         String::from_utf8_lossy(&out.stdout)
             .contains("every id once, exactly the collection's ids")
@@ -151,11 +143,7 @@ fn a_killed_sharded_encode_resumes_to_the_vectors_of_an_uninterrupted_one() {
         let mut args = encode_args(&c, &teacher, clean.to_str().unwrap());
         args.extend(["--shard", &s]);
         let out = nr(&args);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_ok(&out);
     }
     let (meta, resumed) = read_vectors(&killed).unwrap();
     let (_, uninterrupted) = read_vectors(&clean).unwrap();
@@ -177,11 +165,7 @@ fn a_killed_sharded_encode_resumes_to_the_vectors_of_an_uninterrupted_one() {
         "--out",
         whole.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let (_, whole) = read_vectors(&whole).unwrap();
     assert_eq!(whole.ids, resumed.ids);
     let worst = whole
@@ -205,11 +189,7 @@ fn a_killed_sharded_encode_resumes_to_the_vectors_of_an_uninterrupted_one() {
         "--storage",
         "f32",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let built: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(built["rows"], PASSAGES);
     let report = dir.path().join("bench.json");
@@ -228,11 +208,7 @@ fn a_killed_sharded_encode_resumes_to_the_vectors_of_an_uninterrupted_one() {
         "--json",
         report.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let bench: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
     assert_eq!(bench["queries"], PASSAGES / SHARDS);
@@ -256,11 +232,7 @@ fn a_killed_sharded_encode_resumes_to_the_vectors_of_an_uninterrupted_one() {
         "--out",
         like.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let (meta, fitted) = read_vectors(&like).unwrap();
     assert_eq!((fitted.len(), fitted.dim), (1500, whole.dim));
     let model = meta.unwrap().model;

@@ -99,11 +99,6 @@ impl PackedBf16 {
         Self { k, n, pairs, data }
     }
 
-    /// Input width `k`.
-    pub fn rows(&self) -> usize {
-        self.k
-    }
-
     /// Output width `n`.
     pub fn cols(&self) -> usize {
         self.n
@@ -135,13 +130,10 @@ impl PackedBf16 {
         }
     }
 
-    /// `x · W` for rows rounded by [`Self::round_input`] (of a matrix with the same input width).
+    /// `x · W` for rows rounded by [`Self::round_input`] (of a matrix with the same input width;
+    /// `round_input` checked the CPU).
     pub fn matmul_rows(&self, x: &RoundedRows) -> Vec<f32> {
         assert_eq!(x.pairs, self.pairs, "rows rounded for another input width");
-        assert!(
-            super::bf16_supported(),
-            "bf16 matmul on a CPU without AVX-512 BF16"
-        );
         let (m, a) = (x.m, &x.data);
         let mut out = vec![0.0f32; m * self.n];
         let panels = self.n.div_ceil(PANEL);
@@ -156,7 +148,7 @@ impl PackedBf16 {
             let mut r0 = rb * per_task;
             while r0 < rows_end {
                 let mr = (rows_end - r0).min(MR);
-                // SAFETY: the CPU has AVX-512 F and BF16 (asserted above); every task writes its own
+                // SAFETY: the CPU has AVX-512 F and BF16 (`round_input` asserted it); every task writes its own
                 // rows `r0..r0 + mr` of its own columns `p * PANEL..p * PANEL + cols`, in bounds of
                 // `out` (`[m, n]`), so no two tasks write the same element.
                 unsafe {
@@ -171,7 +163,8 @@ impl PackedBf16 {
     }
 }
 
-/// Rows of an input rounded to bf16 pairs (see [`PackedBf16::round_input`]).
+/// Rows of an input rounded to bf16 pairs (see [`PackedBf16::round_input`]); only made where the CPU
+/// runs the kernel.
 #[derive(Debug, Clone)]
 pub struct RoundedRows {
     m: usize,

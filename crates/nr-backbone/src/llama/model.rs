@@ -9,15 +9,14 @@ use std::collections::BTreeMap;
 
 use burn::nn::{Embedding, RmsNorm};
 use burn::tensor::activation::{silu, softmax};
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor};
 
 use super::config::LlamaConfig;
-use super::projection::Projection;
+use super::projection::{Projection, on_host};
 use super::rope::{Rope, RopeAngles};
 use crate::error::{BackboneError, Result};
 use crate::kernels::swiglu::silu_mul_in_place;
 use crate::kernels::{PackedBf16, Precision, bf16_supported};
-use crate::weights::to_host;
 
 /// Added to attention scores of masked keys. Every query row keeps at least one key (padding
 /// queries attend to themselves), so no softmax row is all `-inf`; an infinite mask also keeps
@@ -169,9 +168,7 @@ impl Mlp {
         let gate = silu(self.gate_proj.forward(x.clone()));
         self.down_proj.forward(gate * self.up_proj.forward(x))
     }
-}
 
-impl Mlp {
     /// The bf16 path on the host, one round trip per layer: the input rounded once for gate and
     /// up, `silu(gate) * up` in place, then down.
     fn forward_bf16(
@@ -180,15 +177,12 @@ impl Mlp {
         up: &PackedBf16,
         down: &PackedBf16,
     ) -> Tensor<3> {
-        let [b, s, _] = x.dims();
-        let device = x.device();
-        // The host copy of a CPU tensor cannot fail; a failure here is a bug, not bad input.
-        let host = to_host(x).expect("reading a CPU tensor");
-        let rows = gate.round_input(&host, b * s);
-        let mut hidden = gate.matmul_rows(&rows);
-        silu_mul_in_place(&mut hidden, &up.matmul_rows(&rows));
-        let out = down.matmul(&hidden, b * s);
-        Tensor::from_data(TensorData::new(out, [b, s, down.cols()]), &device)
+        on_host(x, down.cols(), |x, n| {
+            let rows = gate.round_input(x, n);
+            let mut hidden = gate.matmul_rows(&rows);
+            silu_mul_in_place(&mut hidden, &up.matmul_rows(&rows));
+            down.matmul(&hidden, n)
+        })
     }
 }
 

@@ -42,6 +42,15 @@ pub fn nr(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Fails the test with the command's stderr unless it succeeded.
+pub fn assert_ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// `--set` overrides pointing a shipped manifest at the shared data and the fetched models, with
 /// outputs under `dir`.
 pub fn offline_overrides(dir: &std::path::Path) -> Vec<String> {
