@@ -88,13 +88,33 @@ impl RescoreStore {
             .iter()
             .map(|&r| {
                 all[r * d..(r + 1) * d].convert_to_f32_slice(&mut row);
-                (r, row.iter().zip(query).map(|(a, b)| a * b).sum())
+                (r, dot(&row, query))
             })
             .collect();
         scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         scored.truncate(k);
         scored
     }
+}
+
+/// Inner product with 16 independent partial sums, so that the compiler keeps it in SIMD
+/// registers (a single running sum is one dependent add per value).
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    const LANES: usize = 16;
+    let mut sums = [0.0f32; LANES];
+    let (a_body, b_body) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f32 = a_body
+        .remainder()
+        .iter()
+        .zip(b_body.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in a_body.zip(b_body) {
+        for lane in 0..LANES {
+            sums[lane] += x[lane] * y[lane];
+        }
+    }
+    sums.iter().sum::<f32>() + tail
 }
 
 /// Writes the f16 copy of an index's vectors batch by batch; [`RescoreWriter::finish`] renames it
@@ -151,6 +171,17 @@ mod tests {
         let got = store.rerank(&[0.8, 0.6], &[0, 1, 2], 2);
         assert_eq!(got.iter().map(|h| h.0).collect::<Vec<_>>(), vec![1, 0]);
         assert!((got[0].1 - 0.96).abs() < 1e-3 && (got[1].1 - 0.8).abs() < 1e-3);
+    }
+
+    #[test]
+    fn dot_equals_an_f64_sum_at_widths_on_and_off_the_lane_count() {
+        for d in [1, 15, 16, 17, 384, 391] {
+            let a: Vec<f32> = (0..d).map(|i| ((i * 7 % 13) as f32 - 6.0) / 8.0).collect();
+            let b: Vec<f32> = (0..d).map(|i| ((i * 5 % 11) as f32 - 5.0) / 4.0).collect();
+            let want: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
+            // Every product and partial sum here is exact in f32 (multiples of 1/32, small).
+            assert_eq!(dot(&a, &b) as f64, want, "width {d}");
+        }
     }
 
     #[test]
