@@ -71,8 +71,8 @@ throughput DEVICE="flex" FEATURES="flex":
 
 # docs/scale.md: sharded encode -> Parquet -> HNSW vs exact on the offline collection and COUNT synthetic
 # vectors, with LanceDB's IVF-PQ as the peer -> results/scale.md (scripts/scale.sh).
-scale COUNT="1000000":
-    bash scripts/scale.sh {{COUNT}}
+scale COUNT="1000000" SETS="offline,fitted,clustered":
+    bash scripts/scale.sh {{COUNT}} {{SETS}}
 
 # Formatting and lints as CI checks them (clippy with the cuda and wgpu backends on: it type-checks them too).
 lint:

@@ -6,11 +6,21 @@
 # of 1,000 training rewrites (real questions), or the clustered set's own queries. Writes
 # results/scale/*.json and results/scale.md.
 #
-#   bash scripts/scale.sh [COUNT]            (just scale [COUNT])
+#   bash scripts/scale.sh [COUNT] [SETS]     (just scale [COUNT] [SETS])
+#   SETS: a comma-separated choice of offline,fitted,clustered (default all three); e.g.
+#   `just scale 5000000 offline,fitted` for the 5M run of docs/scale.md
 #   NR_SCALE_SKIP_PEER=1 bash scripts/scale.sh   without the LanceDB peer (no PyPI download)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 count=${1:-1000000}
+sets=,${2:-offline,fitted,clustered},
+for set in ${sets//,/ }; do
+  case "$set" in
+    offline | fitted | clustered) ;;
+    *) echo "error: unknown set $set (expected offline, fitted or clustered)" >&2; exit 2 ;;
+  esac
+done
+wants() { [[ $sets == *",$1,"* ]]; }
 work=runs/scale
 res=results/scale
 mkdir -p "$work" "$res"
@@ -65,25 +75,31 @@ peer() { # <name> <vectors> <queries>: LanceDB IVF-PQ on the same files
   "$python_env/bin/python" bench/index_peers.py --vectors "$2" --queries "$3" \
     --work "$work/lancedb-$1" --json "$res/$1-lancedb.json" >/dev/null
 }
-index_set offline "$work/offline" "$queries"
-peer offline "$work/offline" "$queries"
+if wants offline; then
+  index_set offline "$work/offline" "$queries"
+  peer offline "$work/offline" "$queries"
+fi
 
-echo "== $count synthetic vectors fitted to the offline vectors: write, build, bench"
-like="$work/like-$count"
-[ -f "$like/.complete" ] || {
-  "$nr" vectors synthetic --like "$work/offline" --count "$count" --shards 8 --out "$like"
-  touch "$like/.complete"
-}
-index_set "like-$count" "$like" "$queries"
-peer "like-$count" "$like" "$queries"
+if wants fitted; then
+  echo "== $count synthetic vectors fitted to the offline vectors: write, build, bench"
+  like="$work/like-$count"
+  [ -f "$like/.complete" ] || {
+    "$nr" vectors synthetic --like "$work/offline" --count "$count" --shards 8 --out "$like"
+    touch "$like/.complete"
+  }
+  index_set "like-$count" "$like" "$queries"
+  peer "like-$count" "$like" "$queries"
+fi
 
-echo "== $count clustered synthetic vectors (isotropic latent clusters): write, build, bench"
-clustered="$work/clustered-$count"
-[ -f "$clustered/.complete" ] || {
-  "$nr" vectors synthetic --count "$count" --dim 384 --shards 8 --queries 1000 --out "$clustered"
-  touch "$clustered/.complete"
-}
-index_set "clustered-$count" "$clustered" "$clustered-queries.parquet"
+if wants clustered; then
+  echo "== $count clustered synthetic vectors (isotropic latent clusters): write, build, bench"
+  clustered="$work/clustered-$count"
+  [ -f "$clustered/.complete" ] || {
+    "$nr" vectors synthetic --count "$count" --dim 384 --shards 8 --queries 1000 --out "$clustered"
+    touch "$clustered/.complete"
+  }
+  index_set "clustered-$count" "$clustered" "$clustered-queries.parquet"
+fi
 
 python3 bench/scale_report.py "$res" >"$res.md"
 cat "$res.md"
