@@ -75,9 +75,12 @@ fn scripted_chat_with_the_quickstart_head_retrieves_the_gold_passage_of_a_known_
     let dir = tempfile::tempdir().unwrap();
     let mut args: Vec<String> = vec!["run".into(), "experiments/quickstart.toml".into()];
     args.extend(offline_overrides(dir.path()));
-    // 40 dev and test turns instead of 100: the agent is checked on one of them, and the
-    // pipeline's generate-then-encode (not needed here) costs the most per turn.
-    args.extend(["--set".into(), "data.max_eval_turns=40".into()]);
+    // 150 training turns and 20 dev and test turns instead of 300 and 100: the agent is checked
+    // on one test turn, and the LLM's passes over the training turns and generate-then-encode's
+    // test queries (neither needed here) cost the most.
+    for set in ["data.max_train_turns=150", "data.max_eval_turns=20"] {
+        args.extend(["--set".into(), set.into()]);
+    }
     let out = nr(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(
         out.status.success(),
