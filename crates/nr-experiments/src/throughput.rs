@@ -23,6 +23,7 @@ use serde::Serialize;
 use crate::latency::median;
 use crate::manifest::{LossSpec, TrainingSpec};
 use crate::native::HeadInputs;
+use crate::train::order::epoch_batches;
 use crate::train::targets::TrainTargets;
 use crate::train::trainer::train_step;
 use crate::vectors::Vectors;
@@ -147,27 +148,32 @@ pub fn teacher_encode(
 pub struct HeadTrainWorkload {
     /// One pooled vector of 2 mixed layers per example (linear and mlp heads).
     pub pooled: HeadInputs,
-    /// `tokens` token states of one layer per example (the mapper, attention pooling).
+    /// Token states of one layer per example (the mapper, attention pooling).
     pub tokens: HeadInputs,
     pub targets: TrainTargets,
     pub passages: Vectors,
 }
 
-/// `examples` examples of `tokens` token states of `layers` layers each, width `hidden`.
+/// `examples` examples of token states of `layers` layers each, width `hidden`; example `i` has
+/// `lengths[i % lengths.len()]` tokens.
 fn random_inputs(
     rng: &mut StdRng,
     examples: usize,
     hidden: usize,
     layers: usize,
-    tokens: usize,
+    lengths: &[usize],
 ) -> HeadInputs {
-    let data = (0..examples * tokens * layers * hidden)
+    let mut offsets = vec![0];
+    for i in 0..examples {
+        offsets.push(offsets[i] + lengths[i % lengths.len()].max(1));
+    }
+    let data = (0..offsets[examples] * layers * hidden)
         .map(|_| rng.random_range(-1.0f32..1.0))
         .collect();
     HeadInputs {
         layers,
         dim: hidden,
-        offsets: (0..=examples).map(|i| i * tokens).collect(),
+        offsets,
         data,
     }
 }
@@ -175,14 +181,15 @@ fn random_inputs(
 impl HeadTrainWorkload {
     /// Targets as the pipeline builds them: a teacher query vector, a gold passage for 9 turns in
     /// 10, and `top_k` candidates with descending teacher scores (the gold among them when it has
-    /// one) over `passages` random passages; features of width `hidden`, targets of width `dim`.
+    /// one) over `passages` random passages; features of width `hidden`, targets of width `dim`;
+    /// token inputs of `token_lengths` tokens (cycled over the examples; one entry: all alike).
     pub fn new(
         examples: usize,
         hidden: usize,
         dim: usize,
         passages: usize,
         top_k: usize,
-        mapper_tokens: usize,
+        token_lengths: &[usize],
     ) -> Self {
         let mut rng = StdRng::seed_from_u64(7);
         let passage_vectors = Vectors {
@@ -208,8 +215,8 @@ impl HeadTrainWorkload {
             candidates,
         };
         Self {
-            pooled: random_inputs(&mut rng, examples, hidden, 2, 1),
-            tokens: random_inputs(&mut rng, examples, hidden, 1, mapper_tokens),
+            pooled: random_inputs(&mut rng, examples, hidden, 2, &[1]),
+            tokens: random_inputs(&mut rng, examples, hidden, 1, token_lengths),
             targets,
             passages: passage_vectors,
         }
@@ -244,15 +251,31 @@ impl HeadTrainWorkload {
         let mut config = HeadConfig::new(kind, x.dim, self.targets.dim);
         config.layers = x.layers;
         config.token_pooling = pooling;
+        self.train_head(&config, training, losses, device, repeats)
+    }
+
+    /// [`Self::train`] for a head of any `config` (its input width and layers must be this
+    /// workload's: 2 layers for pooled heads, 1 for token heads).
+    pub fn train_head(
+        &self,
+        config: &HeadConfig,
+        training: &TrainingSpec,
+        losses: &LossSpec,
+        device: &Device,
+        repeats: usize,
+    ) -> Result<Measurement> {
+        let (kind, pooling) = (config.kind, config.token_pooling);
+        let x = self.inputs(kind, pooling);
         let mut head = Some(config.init(device)?);
         let mut optim = AdamWConfig::new()
             .with_weight_decay(training.weight_decay)
             .with_grad_clipping(training.grad_clip.map(GradientClippingConfig::Norm))
             .init();
-        let order: Vec<usize> = (0..self.examples()).collect();
+        // The trainer's batches (length-bucketed where the rows' lengths differ).
+        let batches = epoch_batches(x, training.batch_size, training.seed);
         let mut epoch = |head: Head| -> Result<Head> {
             let mut head = head;
-            for batch in order.chunks(training.batch_size) {
+            for batch in &batches {
                 head = train_step(
                     head,
                     &mut optim,
@@ -273,13 +296,13 @@ impl HeadTrainWorkload {
             (_, TokenPooling::Mean) => "",
             (_, TokenPooling::Attention) => " (attention pooling)",
         };
+        let mean_tokens = x.offsets[x.len()] as f64 / x.len().max(1) as f64;
         let case = format!(
-            "{}{pooled_by} head, batch {}, {} examples, inputs {}-d x {} token(s)",
+            "{}{pooled_by} head, batch {}, {} examples, inputs {}-d x {mean_tokens:.1} token(s) on average",
             format!("{kind:?}").to_lowercase(),
             training.batch_size,
             self.examples(),
             x.dim,
-            x.offsets[1]
         );
         measure(
             "head_train",

@@ -118,7 +118,7 @@ pub fn run(args: ThroughputArgs) -> Result<()> {
             widths.1,
             10_000,
             losses.top_k,
-            args.mapper_tokens,
+            &[args.mapper_tokens],
         );
         let autodiff = device.clone().autodiff();
         for (kind, pooling) in HEAD_ROWS {

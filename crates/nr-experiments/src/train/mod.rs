@@ -5,6 +5,7 @@
 pub mod batch;
 pub mod lexicon;
 pub mod losses;
+pub mod order;
 pub mod ridge;
 pub mod schedule;
 pub mod targets;

@@ -15,13 +15,11 @@ use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::Device;
 use nr_data::Qrels;
 use nr_head::{Head, HeadConfig};
-use rand::SeedableRng;
-use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use super::batch::target_batch;
 use super::losses::batch_losses;
+use super::order::epoch_batches;
 use super::schedule::warmup_cosine;
 use super::targets::TrainTargets;
 use crate::atomic_file::write_atomic;
@@ -277,8 +275,7 @@ pub fn fit(
     };
     while state.epoch < training.epochs {
         let seed = epoch_seed(training.seed, state.epoch);
-        let mut order: Vec<usize> = (0..n).collect();
-        order.shuffle(&mut StdRng::seed_from_u64(seed));
+        let batches = epoch_batches(data.train_x, training.batch_size, seed);
         // The backend's randomness (dropout) restarts from the epoch's seed, so a run resumed at
         // this epoch draws what the uninterrupted run drew. Not before the first epoch: a random
         // head's parameters are initialised lazily, at its first forward pass, from the training
@@ -288,7 +285,8 @@ pub fn fit(
         }
         let start = Instant::now();
         let mut sums: BTreeMap<String, f64> = BTreeMap::new();
-        for (b, rows) in order.chunks(training.batch_size.max(1)).enumerate() {
+        let mut seen = 0;
+        for (b, rows) in batches.iter().enumerate() {
             let lr = warmup_cosine(training.lr, state.step, total, warmup);
             let terms;
             (head, terms) = train_step(
@@ -315,7 +313,7 @@ pub fn fit(
             state.step += 1;
             let line = serde_json::json!({ "epoch": state.epoch + 1, "step": state.step, "lr": lr, "loss": terms });
             writeln!(log, "{line}")?;
-            let seen = ((b + 1) * training.batch_size.max(1)).min(n);
+            seen += rows.len();
             bar.set_message(progress_message(
                 &terms,
                 seen as f64 / start.elapsed().as_secs_f64(),
