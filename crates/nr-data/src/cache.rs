@@ -352,7 +352,7 @@ fn decode(bytes: &[u8], key: &CacheKey) -> std::result::Result<TensorSet, String
 }
 
 /// Writes `bytes` to a unique temporary file beside `path`, syncs it, then renames it onto `path`.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let unique = NEXT.fetch_add(1, Ordering::Relaxed);
     let file_name = path

@@ -7,6 +7,7 @@ pub mod chat;
 pub mod collection;
 pub mod corpus;
 pub mod error;
+pub mod feature_store;
 pub mod qrecc;
 pub mod qrels;
 pub mod run;
@@ -28,6 +29,7 @@ pub use corpus::{
     AnswerCorpus, AnswerSources, MIN_ANSWER_CHARS, answer_passage_id, normalize_whitespace,
 };
 pub use error::{DataError, Result};
+pub use feature_store::{FEATURE_STORE_FORMAT, FeatureStore, FeatureStoreWriter};
 pub use qrecc::{
     QreccTurn, parse_qrecc_turns, read_qrecc_turns, source_by_turn_id, write_qrecc_turns,
 };
