@@ -72,15 +72,76 @@ impl HeadInputs {
     }
 }
 
+/// Per-turn token states that head batches are cut from: in memory ([`HeadInputs`]) or
+/// memory-mapped from disk ([`nr_data::FeatureStore`], for more tokens than RAM holds).
+pub trait TokenRows: Sync {
+    /// Layers per token.
+    fn layers(&self) -> usize;
+    /// Width of one layer's state.
+    fn dim(&self) -> usize;
+    /// Number of turns.
+    fn len(&self) -> usize;
+    /// True when there are no turns.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Token count of turn `i`.
+    fn tokens(&self, i: usize) -> usize;
+    /// Turn `i`'s `[tokens, layers, dim]` states into `out` (resized to fit).
+    fn read_into(&self, i: usize, out: &mut Vec<f32>);
+}
+
+impl TokenRows for HeadInputs {
+    fn layers(&self) -> usize {
+        self.layers
+    }
+    fn dim(&self) -> usize {
+        self.dim
+    }
+    fn len(&self) -> usize {
+        HeadInputs::len(self)
+    }
+    fn tokens(&self, i: usize) -> usize {
+        HeadInputs::tokens(self, i)
+    }
+    fn read_into(&self, i: usize, out: &mut Vec<f32>) {
+        out.clear();
+        out.extend_from_slice(self.turn(i));
+    }
+}
+
+impl TokenRows for nr_data::FeatureStore {
+    fn layers(&self) -> usize {
+        nr_data::FeatureStore::layers(self)
+    }
+    fn dim(&self) -> usize {
+        nr_data::FeatureStore::dim(self)
+    }
+    fn len(&self) -> usize {
+        nr_data::FeatureStore::len(self)
+    }
+    fn tokens(&self, i: usize) -> usize {
+        nr_data::FeatureStore::tokens(self, i)
+    }
+    fn read_into(&self, i: usize, out: &mut Vec<f32>) {
+        nr_data::FeatureStore::read_into(self, i, out);
+    }
+}
+
 /// Head input of `rows`: hidden states `[batch, layers, tokens, dim]` (zero-padded on the right)
 /// and the token mask `[batch, tokens]` (1 = real token).
-pub fn head_batch(x: &HeadInputs, rows: &[usize], device: &Device) -> (Tensor<4>, Tensor<2>) {
-    let (b, l, d) = (rows.len(), x.layers, x.dim);
+pub fn head_batch<R: TokenRows + ?Sized>(
+    x: &R,
+    rows: &[usize],
+    device: &Device,
+) -> (Tensor<4>, Tensor<2>) {
+    let (b, l, d) = (rows.len(), x.layers(), x.dim());
     let t = rows.iter().map(|&r| x.tokens(r)).max().unwrap_or(1).max(1);
     let mut data = vec![0.0f32; b * l * t * d];
     let mut mask = vec![0.0f32; b * t];
+    let mut block = Vec::new();
     for (bi, &r) in rows.iter().enumerate() {
-        let block = x.turn(r); // [tokens, layers, dim]
+        x.read_into(r, &mut block); // [tokens, layers, dim]
         for ti in 0..x.tokens(r) {
             mask[bi * t + ti] = 1.0;
             for li in 0..l {
@@ -97,7 +158,7 @@ pub fn head_batch(x: &HeadInputs, rows: &[usize], device: &Device) -> (Tensor<4>
 }
 
 /// Query vectors of every turn of `x`, `[n, D]`, computed without gradients in batches.
-pub fn encode_head(head: &Head, x: &HeadInputs, device: &Device) -> Result<Vec<f32>> {
+pub fn encode_head<R: TokenRows + ?Sized>(head: &Head, x: &R, device: &Device) -> Result<Vec<f32>> {
     let mut out = Vec::new();
     let rows: Vec<usize> = (0..x.len()).collect();
     for chunk in rows.chunks(256) {

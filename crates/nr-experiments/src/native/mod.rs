@@ -21,7 +21,7 @@ pub use conversation::{Conversation, conversations};
 pub use encoder::{NativeEncoder, QueryVector, query_vectors_made};
 pub use features::Extraction;
 pub use generate::first_line;
-pub use inputs::{HeadInputs, encode_head, head_batch};
+pub use inputs::{HeadInputs, TokenRows, encode_head, head_batch};
 pub use lexical::LexicalInput;
 pub use spec::{FeatureSpec, HiddenSource, Pooling, Prefill, model_name};
 pub use standardize::{StandardizeScope, Standardizer};

@@ -11,7 +11,7 @@ use super::{Experiment, RunOptions, targets};
 use crate::latency::LATENCY_SAMPLE;
 use crate::manifest::{HeadInit, TrainingSpec};
 use crate::native::{
-    ModelPaths, NativeEncoder, Standardizer, conversations, encode_head, model_name,
+    HeadInputs, ModelPaths, NativeEncoder, Standardizer, conversations, encode_head, model_name,
 };
 use crate::train::ridge;
 use crate::train::trainer::{self, FitData, fit};
@@ -42,6 +42,7 @@ fn ridge_init(
     config: &HeadConfig,
     meta: &HeadMeta,
     training: &TrainingSpec,
+    train_x: &HeadInputs,
     data: &FitData,
     device: &Device,
     dir: &std::path::Path,
@@ -50,7 +51,7 @@ fn ridge_init(
         !training.ridge_lambdas.is_empty(),
         "training.ridge_lambdas is empty"
     );
-    let a = ridge::design_matrix(data.train_x, config.input_layernorm);
+    let a = ridge::design_matrix(train_x, config.input_layernorm);
     let y = ridge::target_matrix(data.train_y);
     let solutions = ridge::ridge_solutions(&a, &y, &training.ridge_lambdas)?;
     let mut best: Option<(f64, f64, Head)> = None;
@@ -109,6 +110,7 @@ pub fn train_native(
             &config,
             &meta,
             &m.training,
+            &train_x,
             &data,
             &ctx.device,
             &dir,

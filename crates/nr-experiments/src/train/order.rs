@@ -7,7 +7,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 
-use crate::native::HeadInputs;
+use crate::native::TokenRows;
 
 /// Batches per bucketing window: each window of shuffled rows is sorted by length before it is
 /// cut into batches (wider windows pad less and mix less).
@@ -17,7 +17,7 @@ pub const BUCKET_BATCHES: usize = 16;
 /// length, each window of [`BUCKET_BATCHES`] batches is sorted by length (stable) and cut, and the
 /// batches are shuffled again, so a batch pads to about its own rows' length. Rows of one length
 /// (pooled inputs) keep the shuffled order, cut in `batch`es as they come.
-pub fn epoch_batches(x: &HeadInputs, batch: usize, seed: u64) -> Vec<Vec<usize>> {
+pub fn epoch_batches<R: TokenRows + ?Sized>(x: &R, batch: usize, seed: u64) -> Vec<Vec<usize>> {
     let batch = batch.max(1);
     let mut rng = StdRng::seed_from_u64(seed);
     let mut order: Vec<usize> = (0..x.len()).collect();
@@ -36,7 +36,7 @@ pub fn epoch_batches(x: &HeadInputs, batch: usize, seed: u64) -> Vec<Vec<usize>>
 }
 
 /// Token states a set of batches holds once padded (rows x the batch's longest row).
-pub fn padded_tokens(x: &HeadInputs, batches: &[Vec<usize>]) -> usize {
+pub fn padded_tokens<R: TokenRows + ?Sized>(x: &R, batches: &[Vec<usize>]) -> usize {
     batches
         .iter()
         .map(|b| b.len() * b.iter().map(|&r| x.tokens(r)).max().unwrap_or(0))
@@ -46,6 +46,7 @@ pub fn padded_tokens(x: &HeadInputs, batches: &[Vec<usize>]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::native::HeadInputs;
 
     fn inputs(lengths: &[usize]) -> HeadInputs {
         let mut offsets = vec![0];

@@ -24,14 +24,15 @@ use super::schedule::warmup_cosine;
 use super::targets::TrainTargets;
 use crate::atomic_file::write_atomic;
 use crate::manifest::{LossSpec, TrainingSpec};
-use crate::native::{HeadInputs, encode_head, head_batch};
+use crate::native::{TokenRows, encode_head, head_batch};
 use crate::vectors::Vectors;
 
 /// What training needs besides settings.
 pub struct FitData<'a> {
-    pub train_x: &'a HeadInputs,
+    /// Token states of the training turns (in memory, or a feature store on disk).
+    pub train_x: &'a dyn TokenRows,
     pub train_y: &'a TrainTargets,
-    pub dev_x: &'a HeadInputs,
+    pub dev_x: &'a dyn TokenRows,
     pub dev_ids: &'a [String],
     pub dev_qrels: &'a Qrels,
     pub passages: &'a Vectors,
@@ -163,7 +164,7 @@ pub fn train_step(
     head: Head,
     optim: &mut ModuleOptimizer,
     lr: f64,
-    x: &HeadInputs,
+    x: &dyn TokenRows,
     y: &TrainTargets,
     passages: &Vectors,
     rows: &[usize],
@@ -373,6 +374,7 @@ pub fn fit(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::native::HeadInputs;
     use nr_head::HeadKind;
 
     #[test]
