@@ -11,14 +11,15 @@
 use std::path::Path;
 use std::process::Command;
 
+mod common;
+
 use burn::tensor::Device;
+use common::synthetic;
 use nr_data::{CacheKeyBuilder, FeatureStoreWriter, Qrels};
 use nr_experiments::manifest::{LossSpec, TrainingSpec};
 use nr_experiments::native::{HeadInputs, TokenRows};
-use nr_experiments::train::targets::TrainTargets;
 use nr_experiments::train::trainer::{FitData, fit};
-use nr_experiments::vectors::Vectors;
-use nr_head::{BackboneInfo, HeadConfig, HeadKind, HeadMeta, TeacherInfo, TokenPooling};
+use nr_head::{HeadConfig, HeadKind, TokenPooling};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -44,25 +45,7 @@ fn token_inputs(rng: &mut StdRng, turns: usize) -> HeadInputs {
 }
 
 fn train(x: &dyn TokenRows, dev_x: &dyn TokenRows, dir: &Path) {
-    let mut rng = StdRng::seed_from_u64(5);
-    let mut unit = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-1.0..1.0)).collect() };
-    let passages = Vectors {
-        ids: (0..PASSAGES).map(|i| format!("p{i}")).collect(),
-        dim: OUT,
-        data: unit(PASSAGES * OUT),
-    };
-    let y = TrainTargets {
-        teacher_query: unit(TURNS * OUT),
-        dim: OUT,
-        positive: (0..TURNS).map(|i| Some(i % PASSAGES)).collect(),
-        candidates: (0..TURNS)
-            .map(|i| {
-                (0..5)
-                    .map(|k| ((i + k) % PASSAGES, 1.0 - k as f32 * 0.1))
-                    .collect()
-            })
-            .collect(),
-    };
+    let (passages, y) = synthetic::targets(&mut StdRng::seed_from_u64(5), TURNS, PASSAGES, OUT, 5);
     let dev_ids: Vec<String> = (0..dev_x.len()).map(|i| format!("d{i}")).collect();
     let mut qrels = Qrels::new();
     for (i, id) in dev_ids.iter().enumerate() {
@@ -70,18 +53,7 @@ fn train(x: &dyn TokenRows, dev_x: &dyn TokenRows, dir: &Path) {
     }
     let mut config = HeadConfig::new(HeadKind::Linear, DIM, OUT);
     config.token_pooling = TokenPooling::Attention;
-    let meta = HeadMeta {
-        backbone: BackboneInfo {
-            name: "synthetic".into(),
-            hidden_size: DIM,
-            layers: vec![1],
-            source: "query_tokens".into(),
-        },
-        teacher: TeacherInfo {
-            name: "synthetic".into(),
-            dim: OUT,
-        },
-    };
+    let meta = synthetic::meta(DIM, OUT, "query_tokens");
     let training = TrainingSpec {
         lr: 3e-3,
         batch_size: 4,

@@ -10,16 +10,19 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+mod common;
+
 use burn::tensor::Device;
+use common::synthetic;
 use nr_data::Qrels;
 use nr_experiments::manifest::{LossSpec, TrainingSpec};
 use nr_experiments::native::HeadInputs;
 use nr_experiments::train::targets::TrainTargets;
 use nr_experiments::train::trainer::{FitData, fit};
 use nr_experiments::vectors::Vectors;
-use nr_head::{BackboneInfo, HeadConfig, HeadKind, HeadMeta, TeacherInfo};
-use rand::rngs::StdRng;
+use nr_head::{HeadConfig, HeadKind};
 use rand::{Rng, SeedableRng};
+use rand::rngs::StdRng;
 
 const DIM: usize = 16;
 const OUT: usize = 8;
@@ -38,36 +41,18 @@ fn data() -> (
     Qrels,
 ) {
     let mut rng = StdRng::seed_from_u64(11);
-    let mut normal =
-        |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-1.0..1.0)).collect() };
     let x = HeadInputs {
         layers: 1,
         dim: DIM,
         offsets: (0..=TURNS).collect(),
-        data: normal(TURNS * DIM),
+        data: synthetic::uniform(&mut rng, TURNS * DIM),
     };
-    let passages = Vectors {
-        ids: (0..PASSAGES).map(|i| format!("p{i}")).collect(),
-        dim: OUT,
-        data: normal(PASSAGES * OUT),
-    };
-    let y = TrainTargets {
-        teacher_query: normal(TURNS * OUT),
-        dim: OUT,
-        positive: (0..TURNS).map(|i| Some(i % PASSAGES)).collect(),
-        candidates: (0..TURNS)
-            .map(|i| {
-                (0..6)
-                    .map(|k| ((i + k) % PASSAGES, 1.0 - k as f32 * 0.1))
-                    .collect()
-            })
-            .collect(),
-    };
+    let (passages, y) = synthetic::targets(&mut rng, TURNS, PASSAGES, OUT, 6);
     let dev_x = HeadInputs {
         layers: 1,
         dim: DIM,
         offsets: (0..=16).collect(),
-        data: normal(16 * DIM),
+        data: synthetic::uniform(&mut rng, 16 * DIM),
     };
     let dev_ids: Vec<String> = (0..16).map(|i| format!("d{i}")).collect();
     let mut qrels = Qrels::new();
@@ -83,18 +68,7 @@ fn train(dir: &Path, seed: u64, resume: bool) {
     let mut config = HeadConfig::new(HeadKind::Mlp, DIM, OUT);
     config.hidden = 64;
     config.dropout = 0.2;
-    let meta = HeadMeta {
-        backbone: BackboneInfo {
-            name: "synthetic".into(),
-            hidden_size: DIM,
-            layers: vec![1],
-            source: "context".into(),
-        },
-        teacher: TeacherInfo {
-            name: "synthetic".into(),
-            dim: OUT,
-        },
-    };
+    let meta = synthetic::meta(DIM, OUT, "context");
     let training = TrainingSpec {
         lr: 3e-3,
         batch_size: BATCH,

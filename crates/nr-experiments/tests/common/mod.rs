@@ -1,6 +1,8 @@
 //! Paths and the `nr` program, shared by the command-line tests.
 #![allow(dead_code)]
 
+pub mod synthetic;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
