@@ -21,8 +21,8 @@ use nr_experiments::train::targets::TrainTargets;
 use nr_experiments::train::trainer::{FitData, fit};
 use nr_experiments::vectors::Vectors;
 use nr_head::{HeadConfig, HeadKind};
-use rand::{Rng, SeedableRng};
 use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 const DIM: usize = 16;
 const OUT: usize = 8;
