@@ -296,9 +296,14 @@ impl HeadTrainWorkload {
             (_, TokenPooling::Mean) => "",
             (_, TokenPooling::Attention) => " (attention pooling)",
         };
-        let mean_tokens = x.offsets[x.len()] as f64 / x.len().max(1) as f64;
+        let tokens = if (1..x.len()).all(|i| x.tokens(i) == x.tokens(0)) {
+            format!("{} token(s)", x.tokens(0))
+        } else {
+            let mean = x.offsets[x.len()] as f64 / x.len() as f64;
+            format!("{mean:.1} tokens on average")
+        };
         let case = format!(
-            "{}{pooled_by} head, batch {}, {} examples, inputs {}-d x {mean_tokens:.1} token(s) on average",
+            "{}{pooled_by} head, batch {}, {} examples, inputs {}-d x {tokens}",
             format!("{kind:?}").to_lowercase(),
             training.batch_size,
             self.examples(),
