@@ -259,7 +259,7 @@ impl FeatureStoreWriter {
 }
 
 struct Shard {
-    map: Option<memmap2::Mmap>,
+    map: memmap2::Mmap,
     /// Token offset of each text in the shard, plus the end.
     offsets: Vec<usize>,
 }
@@ -315,14 +315,9 @@ impl FeatureStore {
                 ));
             }
             let file = File::open(&data).map_err(|e| DataError::io(&data, e))?;
-            // An empty file cannot be mapped; a shard always holds a token, but stay safe.
-            let map = if info.tokens > 0 {
-                // SAFETY: the shard is never written again once listed (a rebuild writes a new
-                // file and renames it over), so the mapping sees fixed bytes.
-                Some(unsafe { memmap2::Mmap::map(&file) }.map_err(|e| DataError::io(&data, e))?)
-            } else {
-                None
-            };
+            // SAFETY: the shard is never written again once listed (a rebuild writes a new file
+            // and renames it over), so the mapping sees fixed bytes.
+            let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| DataError::io(&data, e))?;
             first_text.push(first_text.last().unwrap() + info.texts);
             shards.push(Shard { map, offsets });
         }
@@ -374,7 +369,7 @@ impl FeatureStore {
         let row = self.layers * self.dim;
         let (a, b) = (shard.offsets[j] * row, shard.offsets[j + 1] * row);
         out.resize(b - a, 0.0);
-        let bytes = &shard.map.as_ref().expect("a shard with tokens is mapped")[a * 2..b * 2];
+        let bytes = &shard.map[a * 2..b * 2];
         // The map is page-aligned and f16 has alignment 2, so the cast cannot fail.
         let halves: &[f16] = bytemuck::cast_slice(bytes);
         halves.convert_to_f32_slice(out);

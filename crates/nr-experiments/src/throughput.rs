@@ -22,7 +22,7 @@ use serde::Serialize;
 
 use crate::latency::median;
 use crate::manifest::{LossSpec, TrainingSpec};
-use crate::native::HeadInputs;
+use crate::native::{HeadInputs, TokenRows};
 use crate::train::order::epoch_batches;
 use crate::train::targets::TrainTargets;
 use crate::train::trainer::train_step;
@@ -296,8 +296,8 @@ impl HeadTrainWorkload {
             (_, TokenPooling::Mean) => "",
             (_, TokenPooling::Attention) => " (attention pooling)",
         };
-        let tokens = if (1..x.len()).all(|i| x.tokens(i) == x.tokens(0)) {
-            format!("{} token(s)", x.tokens(0))
+        let tokens = if let Some(n) = x.common_length() {
+            format!("{n} token(s)")
         } else {
             let mean = x.offsets[x.len()] as f64 / x.len() as f64;
             format!("{mean:.1} tokens on average")

@@ -87,8 +87,20 @@ pub trait TokenRows: Sync {
     }
     /// Token count of turn `i`.
     fn tokens(&self, i: usize) -> usize;
-    /// Turn `i`'s `[tokens, layers, dim]` states into `out` (resized to fit).
-    fn read_into(&self, i: usize, out: &mut Vec<f32>);
+    /// Turn `i`'s `[tokens, layers, dim]` states: borrowed where they are held as f32, else
+    /// converted into `scratch`.
+    fn turn<'a>(&'a self, i: usize, scratch: &'a mut Vec<f32>) -> &'a [f32];
+    /// The token count every turn has, if there are turns and they all have the same (pooled
+    /// inputs).
+    fn common_length(&self) -> Option<usize> {
+        if self.is_empty() {
+            return None;
+        }
+        let first = self.tokens(0);
+        (1..self.len())
+            .all(|i| self.tokens(i) == first)
+            .then_some(first)
+    }
 }
 
 impl TokenRows for HeadInputs {
@@ -104,9 +116,8 @@ impl TokenRows for HeadInputs {
     fn tokens(&self, i: usize) -> usize {
         HeadInputs::tokens(self, i)
     }
-    fn read_into(&self, i: usize, out: &mut Vec<f32>) {
-        out.clear();
-        out.extend_from_slice(self.turn(i));
+    fn turn<'a>(&'a self, i: usize, _scratch: &'a mut Vec<f32>) -> &'a [f32] {
+        HeadInputs::turn(self, i)
     }
 }
 
@@ -123,8 +134,9 @@ impl TokenRows for nr_data::FeatureStore {
     fn tokens(&self, i: usize) -> usize {
         nr_data::FeatureStore::tokens(self, i)
     }
-    fn read_into(&self, i: usize, out: &mut Vec<f32>) {
-        nr_data::FeatureStore::read_into(self, i, out);
+    fn turn<'a>(&'a self, i: usize, scratch: &'a mut Vec<f32>) -> &'a [f32] {
+        self.read_into(i, scratch);
+        scratch
     }
 }
 
@@ -139,9 +151,9 @@ pub fn head_batch<R: TokenRows + ?Sized>(
     let t = rows.iter().map(|&r| x.tokens(r)).max().unwrap_or(1).max(1);
     let mut data = vec![0.0f32; b * l * t * d];
     let mut mask = vec![0.0f32; b * t];
-    let mut block = Vec::new();
+    let mut scratch = Vec::new();
     for (bi, &r) in rows.iter().enumerate() {
-        x.read_into(r, &mut block); // [tokens, layers, dim]
+        let block = x.turn(r, &mut scratch); // [tokens, layers, dim]
         for ti in 0..x.tokens(r) {
             mask[bi * t + ti] = 1.0;
             for li in 0..l {

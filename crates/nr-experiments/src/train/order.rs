@@ -22,8 +22,7 @@ pub fn epoch_batches<R: TokenRows + ?Sized>(x: &R, batch: usize, seed: u64) -> V
     let mut rng = StdRng::seed_from_u64(seed);
     let mut order: Vec<usize> = (0..x.len()).collect();
     order.shuffle(&mut rng);
-    let uniform = (1..x.len()).all(|i| x.tokens(i) == x.tokens(0));
-    if uniform {
+    if x.is_empty() || x.common_length().is_some() {
         return order.chunks(batch).map(<[usize]>::to_vec).collect();
     }
     let mut batches: Vec<Vec<usize>> = Vec::with_capacity(x.len().div_ceil(batch));
@@ -35,18 +34,18 @@ pub fn epoch_batches<R: TokenRows + ?Sized>(x: &R, batch: usize, seed: u64) -> V
     batches
 }
 
-/// Token states a set of batches holds once padded (rows x the batch's longest row).
-pub fn padded_tokens<R: TokenRows + ?Sized>(x: &R, batches: &[Vec<usize>]) -> usize {
-    batches
-        .iter()
-        .map(|b| b.len() * b.iter().map(|&r| x.tokens(r)).max().unwrap_or(0))
-        .sum()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::native::HeadInputs;
+
+    /// Token states a set of batches holds once padded (rows x the batch's longest row).
+    fn padded_tokens(x: &HeadInputs, batches: &[Vec<usize>]) -> usize {
+        batches
+            .iter()
+            .map(|b| b.len() * b.iter().map(|&r| x.tokens(r)).max().unwrap_or(0))
+            .sum()
+    }
 
     fn inputs(lengths: &[usize]) -> HeadInputs {
         let mut offsets = vec![0];
