@@ -215,6 +215,49 @@ fn a_killed_sharded_encode_resumes_to_the_vectors_of_an_uninterrupted_one() {
     let recall = bench["efforts"][0]["recall"].as_f64().unwrap();
     // The mean over 150 queries is summed in floating point: 0.99 may come back as 0.98999...
     assert!(recall >= 0.99 - 1e-9, "recall@10 {recall} on 600 passages");
+    assert_eq!(bench["kind"], "hnsw");
+
+    // The binary index of the same shards: sign codes, the nearest 128 re-scored in f16.
+    let bits = dir.path().join("passages.bits");
+    let out = nr(&[
+        "index",
+        "build",
+        "--kind",
+        "binary",
+        "--vectors",
+        killed.to_str().unwrap(),
+        "--out",
+        bits.to_str().unwrap(),
+    ]);
+    assert_ok(&out);
+    let built: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (built["rows"].as_u64(), built["kind"].as_str()),
+        (Some(PASSAGES as u64), Some("binary"))
+    );
+    let out = nr(&[
+        "index",
+        "bench",
+        "--index",
+        bits.to_str().unwrap(),
+        "--vectors",
+        killed.to_str().unwrap(),
+        "--queries",
+        queries.to_str().unwrap(),
+        "--ef",
+        "128",
+    ]);
+    assert_ok(&out);
+    let bench: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (bench["kind"].as_str(), bench["effort_name"].as_str()),
+        (Some("binary"), Some("candidates"))
+    );
+    let recall = bench["efforts"][0]["recall"].as_f64().unwrap();
+    assert!(
+        recall >= 0.99 - 1e-9,
+        "binary recall@10 {recall} on 600 passages"
+    );
 
     // Synthetic vectors fitted to these: unit rows of the same width, named after their source.
     let like = dir.path().join("like");

@@ -145,22 +145,25 @@ fn a_tiny_manifest_runs_every_stage_and_writes_parseable_outputs() {
         nr_index::read_vectors(&run_dir.join("vectors/native.parquet")).unwrap();
     assert_eq!((native_queries.len(), native_queries.dim), (10, 384));
 
-    // `[index] kind = "hnsw"` scores the same query vectors on an HNSW graph of the 150 passages:
-    // at this size its search is exhaustive enough to give exact search's top 10.
-    let out = nr(&["run", m, "--set", "index.kind=\"hnsw\""]);
-    assert!(
-        out.status.success(),
-        "hnsw run: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let on_hnsw: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(run_dir.join("metrics.json")).unwrap()).unwrap();
-    for s in systems {
-        for metric in ["recall_10", "mrr_10"] {
-            assert_eq!(
-                on_hnsw["systems"][s]["mean"][metric], metrics["systems"][s]["mean"][metric],
-                "{s} {metric}: hnsw against exact"
-            );
+    // `[index] kind = "hnsw"` (a graph) and `"binary"` (sign codes, the nearest 128 re-scored)
+    // score the same query vectors on an index of the 150 passages: at this size each search is
+    // exhaustive enough to give exact search's top 10.
+    for kind in ["hnsw", "binary"] {
+        let out = nr(&["run", m, "--set", &format!("index.kind=\"{kind}\"")]);
+        assert!(
+            out.status.success(),
+            "{kind} run: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let on_index: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(run_dir.join("metrics.json")).unwrap()).unwrap();
+        for s in systems {
+            for metric in ["recall_10", "mrr_10"] {
+                assert_eq!(
+                    on_index["systems"][s]["mean"][metric], metrics["systems"][s]["mean"][metric],
+                    "{s} {metric}: {kind} against exact"
+                );
+            }
         }
     }
 

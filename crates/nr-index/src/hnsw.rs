@@ -3,18 +3,19 @@
 //! `NAME.f16`: the vectors in f16) and served either loaded or memory-mapped
 //! ([`HnswIndex::open`]), so a collection's vectors need not fit in RAM.
 
-use std::io::BufRead;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
 
-use crate::atomic::{temp_path, write_atomic};
+use crate::atomic::temp_path;
+use crate::index_files::{read_ids, read_sidecar, write_ids, write_sidecar};
+pub use crate::index_files::{rescore_path, sidecar_paths};
 use crate::meta::VectorMeta;
-use crate::parquet::{ROW_GROUP, for_each_batch, parquet_files};
+use crate::parquet::{ROW_GROUP, count_rows, for_each_batch};
 use crate::rescore::{RescoreStore, RescoreWriter};
-use crate::{IndexError, Result, Vectors};
+use crate::{IndexError, IndexKind, Result, Vectors};
 
 /// How vectors are stored inside the graph.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -72,6 +73,8 @@ impl Default for HnswParams {
 /// What `NAME.json` holds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HnswSidecar {
+    #[serde(default)]
+    pub kind: IndexKind,
     pub dim: usize,
     pub rows: usize,
     pub params: HnswParams,
@@ -126,22 +129,6 @@ fn add_rows(index: &Index, path: &Path, first_key: usize, dim: usize, data: &[f3
     })
 }
 
-fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(suffix);
-    PathBuf::from(s)
-}
-
-/// Sidecar paths of an index file: what it indexes (`.json`) and its row ids (`.ids`).
-pub fn sidecar_paths(path: &Path) -> (PathBuf, PathBuf) {
-    (with_suffix(path, ".json"), with_suffix(path, ".ids"))
-}
-
-/// Path of an index file's f16 re-scoring vectors (`.f16`), present when it re-scores.
-pub fn rescore_path(path: &Path) -> PathBuf {
-    with_suffix(path, ".f16")
-}
-
 impl HnswIndex {
     /// Indexes vectors held in memory (a collection that fits in RAM).
     pub fn from_vectors(vectors: &Vectors, params: &HnswParams) -> Result<Self> {
@@ -152,6 +139,7 @@ impl HnswIndex {
             inner,
             ids: vectors.ids.clone(),
             sidecar: HnswSidecar {
+                kind: IndexKind::Hnsw,
                 dim: vectors.dim,
                 rows: vectors.len(),
                 params: params.clone(),
@@ -172,15 +160,7 @@ impl HnswIndex {
         params: &HnswParams,
         mut progress: impl FnMut(usize, usize),
     ) -> Result<HnswSidecar> {
-        let files = parquet_files(vectors)?;
-        let mut total = 0usize;
-        for f in &files {
-            let file = std::fs::File::open(f).map_err(|e| IndexError::io(f, e))?;
-            let reader = parquet::file::reader::SerializedFileReader::new(file)
-                .map_err(|e| IndexError::file(f, format!("not a readable Parquet file: {e}")))?;
-            use parquet::file::reader::FileReader;
-            total += reader.metadata().file_metadata().num_rows() as usize;
-        }
+        let total = count_rows(vectors)?;
         let mut index: Option<Index> = None;
         let mut ids: Vec<String> = Vec::with_capacity(total);
         let mut dim = 0;
@@ -222,6 +202,7 @@ impl HnswIndex {
             w.finish()?;
         }
         let sidecar = HnswSidecar {
+            kind: IndexKind::Hnsw,
             dim,
             rows: ids.len(),
             params: params.clone(),
@@ -252,37 +233,16 @@ impl HnswIndex {
             .ok_or_else(|| IndexError::file(out, "path is not UTF-8"))?;
         self.inner.save(tmp_str).map_err(|e| hnsw_err(out, e))?;
         std::fs::rename(&tmp, out).map_err(|e| IndexError::io(out, e))?;
-        let mut text = String::with_capacity(self.ids.len() * 16);
-        for id in &self.ids {
-            if id.contains('\n') {
-                return Err(IndexError::Invalid(format!("id {id:?} holds a line break")));
-            }
-            text.push_str(id);
-            text.push('\n');
-        }
-        write_atomic(&ids, text.as_bytes())?;
-        let sidecar = serde_json::to_string_pretty(&self.sidecar).expect("sidecar serialises");
-        write_atomic(&json, sidecar.as_bytes())
+        write_ids(&ids, &self.ids)?;
+        write_sidecar(&json, &self.sidecar)
     }
 
     /// Opens a saved index; `mmap`: serve it from the file (the OS pages vectors in as searches
     /// touch them) instead of reading it into memory.
     pub fn open(path: &Path, mmap: bool) -> Result<Self> {
         let (json, ids_path) = sidecar_paths(path);
-        let text = std::fs::read_to_string(&json).map_err(|e| IndexError::io(&json, e))?;
-        let sidecar: HnswSidecar = serde_json::from_str(&text)
-            .map_err(|e| IndexError::file(&json, format!("not an index sidecar: {e}")))?;
-        let file = std::fs::File::open(&ids_path).map_err(|e| IndexError::io(&ids_path, e))?;
-        let ids = std::io::BufReader::new(file)
-            .lines()
-            .collect::<std::io::Result<Vec<_>>>()
-            .map_err(|e| IndexError::io(&ids_path, e))?;
-        if ids.len() != sidecar.rows {
-            return Err(IndexError::file(
-                &ids_path,
-                format!("{} ids, the sidecar says {} rows", ids.len(), sidecar.rows),
-            ));
-        }
+        let sidecar: HnswSidecar = read_sidecar(&json)?;
+        let ids = read_ids(&ids_path, sidecar.rows)?;
         let inner = new_index(path, sidecar.dim, &sidecar.params, 0)?;
         let path_str = path
             .to_str()

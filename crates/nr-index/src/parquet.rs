@@ -155,6 +155,19 @@ pub fn parquet_files(path: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// Rows of the Parquet vectors at `path` (a file or a folder of shards), from the files' footers.
+pub fn count_rows(path: &Path) -> Result<usize> {
+    use parquet::file::reader::FileReader;
+    let mut total = 0usize;
+    for f in parquet_files(path)? {
+        let file = std::fs::File::open(&f).map_err(|e| IndexError::io(&f, e))?;
+        let reader = parquet::file::reader::SerializedFileReader::new(file)
+            .map_err(|e| IndexError::file(&f, format!("not a readable Parquet file: {e}")))?;
+        total += reader.metadata().file_metadata().num_rows() as usize;
+    }
+    Ok(total)
+}
+
 /// The [`VectorMeta`] of one file (from its footer only), or `None` when another tool wrote it.
 pub fn read_meta(path: &Path) -> Result<Option<VectorMeta>> {
     let builder = open(path)?;

@@ -1,9 +1,11 @@
-//! The index a search runs on: exact (every score computed; the benchmark's default) or HNSW.
+//! The index a search runs on: exact (every score computed; the benchmark's default), HNSW or
+//! binary.
 
 use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
+use crate::binary::{BinaryIndex, BinaryParams};
 use crate::hnsw::{HnswIndex, HnswParams};
 use crate::{IndexError, Result, Vectors};
 
@@ -16,23 +18,27 @@ pub enum IndexSpec {
     Exact,
     /// USearch HNSW, built over the passage vectors in memory.
     Hnsw(HnswParams),
+    /// Sign bits scanned flat, the nearest re-scored in f16: for small collections.
+    Binary(BinaryParams),
 }
 
 impl IndexSpec {
-    /// `exact` or `hnsw`.
+    /// `exact`, `hnsw` or `binary`.
     pub fn name(&self) -> &'static str {
         match self {
             IndexSpec::Exact => "exact",
             IndexSpec::Hnsw(_) => "hnsw",
+            IndexSpec::Binary(_) => "binary",
         }
     }
 }
 
 /// A built index over a set of passage vectors: exact search reads them (borrowed, or owned by
-/// a long-lived searcher such as the agent); HNSW holds its own copy.
+/// a long-lived searcher such as the agent); HNSW and binary hold their own copies.
 pub enum SearchIndex<'a> {
     Exact(Cow<'a, Vectors>),
     Hnsw(Box<HnswIndex>),
+    Binary(Box<BinaryIndex>),
 }
 
 impl<'a> SearchIndex<'a> {
@@ -43,6 +49,9 @@ impl<'a> SearchIndex<'a> {
             IndexSpec::Hnsw(params) => {
                 SearchIndex::Hnsw(Box::new(HnswIndex::from_vectors(&passages, params)?))
             }
+            IndexSpec::Binary(params) => {
+                SearchIndex::Binary(Box::new(BinaryIndex::from_vectors(&passages, params)?))
+            }
         })
     }
 
@@ -52,6 +61,7 @@ impl<'a> SearchIndex<'a> {
             SearchIndex::Exact(p) => nr_eval::search::exact_search(queries, &p.data, p.dim, k)
                 .map_err(|e| IndexError::Invalid(e.to_string())),
             SearchIndex::Hnsw(h) => h.search(queries, k),
+            SearchIndex::Binary(b) => b.search(queries, k),
         }
     }
 }

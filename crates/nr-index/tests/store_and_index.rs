@@ -1,4 +1,4 @@
-//! Parquet vectors, shard coverage and the HNSW index against exact search.
+//! Parquet vectors, shard coverage and the HNSW and binary indexes against exact search.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -6,9 +6,11 @@ use std::sync::Arc;
 use arrow_array::builder::{Float64Builder, ListBuilder};
 use arrow_array::{Array, Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
+use nr_index::hamming::Kernel;
 use nr_index::meta::SourceRef;
 use nr_index::parquet::{read_ids, read_meta};
 use nr_index::synthetic::{Stream, Synthetic, SyntheticSpec};
+use nr_index::{BinaryIndex, BinaryParams, IndexKind, SavedIndex};
 use nr_index::{HnswIndex, HnswParams, HnswStorage, Shard, VectorDtype, VectorMeta, Vectors};
 use nr_index::{read_vectors, verify_shards, write_vectors};
 
@@ -323,5 +325,74 @@ fn hnsw_finds_the_exact_neighbours_and_serves_the_same_from_a_memory_mapped_file
         err.contains("passages.usearch.ids")
             && err.contains("5000 ids, the sidecar says 4999 rows"),
         "{err}"
+    );
+}
+
+#[test]
+fn binary_index_finds_the_exact_neighbours_from_its_files_with_either_kernel() {
+    let passages = synthetic(5_000, 64, Stream::Passages);
+    let queries = synthetic(200, 64, Stream::Queries);
+    let exact = exact_top(&passages, &queries, 10);
+    let dir = tempfile::tempdir().unwrap();
+    let vectors = dir.path().join("passages.parquet");
+    write_vectors(
+        &vectors,
+        &meta(64, None, 5_000),
+        &passages,
+        VectorDtype::F32,
+    )
+    .unwrap();
+    let out = dir.path().join("passages.bits");
+    let params = BinaryParams { candidates: 200 };
+    let sidecar = BinaryIndex::build(&vectors, &out, &params, |_, _| {}).unwrap();
+    assert_eq!((sidecar.rows, sidecar.dim), (5_000, 64));
+    // One bit per dimension: 8 bytes per row here.
+    assert_eq!(std::fs::metadata(&out).unwrap().len(), 5_000 * 8);
+    let mut saved = SavedIndex::open(&out, true).unwrap();
+    assert_eq!(saved.kind(), IndexKind::Binary);
+    assert_eq!(saved.ids(), &passages.ids[..]);
+    let found = saved.search(&queries.data, 10).unwrap();
+    let r = recall(&found, &exact);
+    assert!(r >= 0.95, "recall@10 with 200 candidates {r}");
+    // Fewer candidates, lower recall; every row a candidate: exact up to f16 scores.
+    saved.set_effort(20);
+    let r_few = recall(&saved.search(&queries.data, 10).unwrap(), &exact);
+    assert!(r_few < r, "20 candidates {r_few} vs 200 {r}");
+    saved.set_effort(5_000);
+    assert!(recall(&saved.search(&queries.data, 10).unwrap(), &exact) >= 0.999);
+    // Loaded, in memory, and with the portable kernel: the same results.
+    let mut loaded = BinaryIndex::open(&out, false).unwrap();
+    assert_eq!(loaded.search(&queries.data, 10).unwrap(), found);
+    loaded.set_kernel(Kernel::Portable);
+    assert_eq!(loaded.search(&queries.data, 10).unwrap(), found);
+    let in_memory = BinaryIndex::from_vectors(&passages, &params).unwrap();
+    assert_eq!(in_memory.search(&queries.data, 10).unwrap(), found);
+    // A truncated code file is refused, naming it.
+    let bytes = std::fs::read(&out).unwrap();
+    std::fs::write(&out, &bytes[..bytes.len() - 8]).unwrap();
+    let err = SavedIndex::open(&out, true).err().unwrap().to_string();
+    assert!(
+        err.contains("passages.bits") && err.contains("truncated"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_hnsw_sidecar_without_a_kind_opens_as_hnsw() {
+    let passages = synthetic(300, 16, Stream::Passages);
+    let dir = tempfile::tempdir().unwrap();
+    let vectors = dir.path().join("p.parquet");
+    write_vectors(&vectors, &meta(16, None, 300), &passages, VectorDtype::F32).unwrap();
+    let out = dir.path().join("p.usearch");
+    HnswIndex::build(&vectors, &out, &HnswParams::default(), |_, _| {}).unwrap();
+    // Sidecars written before the binary index existed have no `kind`.
+    let json = dir.path().join("p.usearch.json");
+    let text = std::fs::read_to_string(&json).unwrap();
+    assert!(text.contains("\"kind\": \"hnsw\""), "{text}");
+    std::fs::write(&json, text.replace("\"kind\": \"hnsw\",", "")).unwrap();
+    let saved = SavedIndex::open(&out, true).unwrap();
+    assert_eq!(
+        (saved.kind(), saved.len(), saved.dim()),
+        (IndexKind::Hnsw, 300, 16)
     );
 }

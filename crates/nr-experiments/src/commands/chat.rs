@@ -49,9 +49,9 @@ pub struct ChatArgs {
     /// Compute device: flex (default), wgpu, cuda[:N], tch.
     #[arg(long)]
     device: Option<String>,
-    /// Search index: exact (every score computed) or hnsw (built over the corpus vectors at
-    /// start; for corpora where exact search is too slow).
-    #[arg(long, default_value = "exact", value_parser = ["exact", "hnsw"])]
+    /// Search index: exact (every score computed), hnsw (a graph built over the corpus vectors
+    /// at start; for large corpora) or binary (sign bits scanned flat; small corpora).
+    #[arg(long, default_value = "exact", value_parser = ["exact", "hnsw", "binary"])]
     index: String,
     /// The LLM's projections: auto (bf16 on a CPU with AVX-512 BF16, else f32), f32 or bf16.
     #[arg(long, default_value = "auto")]
@@ -109,6 +109,7 @@ pub fn run(args: ChatArgs) -> Result<()> {
         max_answer_tokens: args.max_answer_tokens,
         index: match args.index.as_str() {
             "hnsw" => nr_index::IndexSpec::Hnsw(nr_index::HnswParams::default()),
+            "binary" => nr_index::IndexSpec::Binary(nr_index::BinaryParams::default()),
             _ => nr_index::IndexSpec::Exact,
         },
         precision: args.precision,

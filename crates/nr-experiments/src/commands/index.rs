@@ -1,11 +1,14 @@
-//! `nr index`: build an HNSW index over Parquet vectors, and measure it against exact search.
+//! `nr index`: build an index (HNSW or binary) over Parquet vectors, and measure it against exact
+//! search.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Result;
 use clap::Subcommand;
-use nr_index::{HnswIndex, HnswParams, HnswStorage, read_vectors};
+use nr_index::{
+    BinaryIndex, BinaryParams, HnswIndex, HnswParams, HnswStorage, IndexKind, read_vectors,
+};
 
 use crate::progress::progress;
 use crate::scale::index_bench::bench_index;
@@ -13,8 +16,8 @@ use crate::scale::memory::peak_rss_bytes;
 
 #[derive(Subcommand)]
 pub enum IndexCommand {
-    /// Build an HNSW index (one file plus `.json`, `.ids` and, re-scoring, `.f16` beside it)
-    /// from Parquet vectors, streaming them.
+    /// Build an index (one file plus `.json`, `.ids` and, re-scoring, `.f16` beside it) from
+    /// Parquet vectors, streaming them.
     Build {
         /// A Parquet file or a folder of shards.
         #[arg(long)]
@@ -22,6 +25,13 @@ pub enum IndexCommand {
         /// The index file to write.
         #[arg(long)]
         out: PathBuf,
+        /// hnsw (a graph; large collections) or binary (sign bits scanned flat, the nearest
+        /// re-scored in f16; collections up to ~100k vectors, docs/scale.md).
+        #[arg(long, default_value = "hnsw", value_parser = parse_kind)]
+        kind: IndexKind,
+        /// Binary: rows (nearest codes) re-scored with the f16 vectors per query, by default.
+        #[arg(long, default_value_t = BinaryParams::default().candidates)]
+        candidates: usize,
         /// Links per node (HNSW's M).
         #[arg(long, default_value_t = 32)]
         connectivity: usize,
@@ -51,7 +61,8 @@ pub enum IndexCommand {
         queries: PathBuf,
         #[arg(long, default_value_t = 10)]
         k: usize,
-        /// Search efforts to measure, comma-separated.
+        /// Search efforts to measure, comma-separated: HNSW's ef, or the binary index's
+        /// re-scored candidates.
         #[arg(long, value_delimiter = ',', default_value = "16,32,64,128")]
         ef: Vec<usize>,
         /// Read the index into memory instead of serving it from the file.
@@ -63,42 +74,64 @@ pub enum IndexCommand {
     },
 }
 
+fn parse_kind(s: &str) -> Result<IndexKind, String> {
+    match s {
+        "hnsw" => Ok(IndexKind::Hnsw),
+        "binary" => Ok(IndexKind::Binary),
+        other => Err(format!("unknown index kind `{other}` (hnsw or binary)")),
+    }
+}
+
 pub fn run(cmd: IndexCommand) -> Result<()> {
     match cmd {
         IndexCommand::Build {
             vectors,
             out,
+            kind,
+            candidates,
             connectivity,
             expansion_add,
             expansion_search,
             storage,
             no_rescore,
         } => {
-            let params = HnswParams {
-                connectivity,
-                expansion_add,
-                expansion_search,
-                storage,
-                rescore: !no_rescore,
-            };
             let start = Instant::now();
             let (mut bar, mut last) = (None, 0);
-            let sidecar = HnswIndex::build(&vectors, &out, &params, |done, total| {
+            let on_batch = |done: usize, total: usize| {
                 let b = bar.get_or_insert_with(|| progress(total, "index build", true));
                 b.inc((done - last) as u64);
                 last = done;
-            })?;
+            };
+            let (rows, dim, params) = match kind {
+                IndexKind::Hnsw => {
+                    let params = HnswParams {
+                        connectivity,
+                        expansion_add,
+                        expansion_search,
+                        storage,
+                        rescore: !no_rescore,
+                    };
+                    let sidecar = HnswIndex::build(&vectors, &out, &params, on_batch)?;
+                    (sidecar.rows, sidecar.dim, serde_json::to_value(&params)?)
+                }
+                IndexKind::Binary => {
+                    let params = BinaryParams { candidates };
+                    let sidecar = BinaryIndex::build(&vectors, &out, &params, on_batch)?;
+                    (sidecar.rows, sidecar.dim, serde_json::to_value(&params)?)
+                }
+            };
             if let Some(b) = bar {
                 b.finish_and_clear();
             }
             let seconds = start.elapsed().as_secs_f64();
             let result = serde_json::json!({
                 "index": out,
-                "rows": sidecar.rows,
-                "dim": sidecar.dim,
+                "kind": kind,
+                "rows": rows,
+                "dim": dim,
                 "params": params,
                 "build_seconds": seconds,
-                "vectors_per_second": sidecar.rows as f64 / seconds,
+                "vectors_per_second": rows as f64 / seconds,
                 "peak_rss_mb": peak_rss_bytes().map(|b| b as f64 / 1e6),
                 "threads": rayon::current_num_threads(),
             });

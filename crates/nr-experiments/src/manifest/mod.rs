@@ -46,8 +46,9 @@ pub struct Manifest {
     pub lexicon: LexiconSpec,
     #[serde(default)]
     pub evaluation: EvaluationSpec,
-    /// The index the test queries are scored on: `kind = "exact"` (default: every score computed)
-    /// or `"hnsw"` (with `connectivity`, `expansion_add`, `expansion_search`, `storage`).
+    /// The index the test queries are scored on: `kind = "exact"` (default: every score computed),
+    /// `"hnsw"` (with `connectivity`, `expansion_add`, `expansion_search`, `storage`, `rescore`)
+    /// or `"binary"` (with `candidates`).
     #[serde(default)]
     pub index: nr_index::IndexSpec,
     /// Ablation grid: each key is a manifest path, each value the list of values to try.

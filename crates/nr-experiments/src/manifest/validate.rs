@@ -35,6 +35,11 @@ pub fn problems(manifest: &Manifest) -> Vec<String> {
         data_problems(manifest, &mut p);
         model_problems(manifest, &mut p);
     }
+    if let nr_index::IndexSpec::Binary(b) = &manifest.index
+        && b.candidates < 1
+    {
+        p.push("index.candidates = 0: must be at least 1".to_string());
+    }
     if let nr_index::IndexSpec::Hnsw(h) = &manifest.index {
         for (field, value, least) in [
             ("index.connectivity", h.connectivity, 2),
