@@ -10,14 +10,25 @@ def load(folder: str, name: str) -> dict | None:
     return json.load(open(path)) if os.path.exists(path) else None
 
 
+def effort(e: dict) -> int:
+    # `effort` since the binary index; older results name HNSW's ef `expansion_search`.
+    return e.get("effort", e.get("expansion_search"))
+
+
+def index_name(build: dict, e: dict) -> str:
+    p = build["params"]
+    if build.get("kind") == "binary":
+        return f"binary (sign bits) + f16 re-score, candidates={effort(e)}"
+    return (f"usearch HNSW M={p['connectivity']} efC={p['expansion_add']} {p['storage']}"
+            f"{' + f16 re-score' if p.get('rescore') else ''}, ef={effort(e)}")
+
+
 def index_rows(label: str, build: dict | None, bench: dict | None, lance: dict | None) -> list[str]:
     rows = []
     if build and bench:
-        p = build["params"]
         for e in bench["efforts"]:
             rows.append(
-                f"| {label} | usearch HNSW M={p['connectivity']} efC={p['expansion_add']} {p['storage']}"
-                f"{' + f16 re-score' if p.get('rescore') else ''}, ef={e['expansion_search']} | {e['recall']:.3f} | {e['queries_per_second']:,.0f} | "
+                f"| {label} | {index_name(build, e)} | {e['recall']:.3f} | {e['queries_per_second']:,.0f} | "
                 f"{bench['exact_queries_per_second']:,.0f} | {e['speedup_over_exact']:.1f}x | "
                 f"{build['build_seconds']:,.0f} s | {build['process_peak_rss_mb']:,.0f} MB | "
                 f"{bench['index_peak_rss_mb']:,.0f} MB | {bench['index_bytes'] / 1e6:,.0f} MB |"
@@ -57,10 +68,14 @@ def main() -> None:
     for name, label in sets:
         out += index_rows(label, load(folder, f"{name}-build.json"), load(folder, f"{name}-bench.json"),
                           load(folder, f"{name}-lancedb.json"))
+        out += index_rows(label, load(folder, f"{name}-binary-build.json"),
+                          load(folder, f"{name}-binary-bench.json"), None)
     out += ["", "Queries/s: 1,000 queries, all cores; offline and fitted sets: the teacher's vectors of "
             "1,000 training rewrites, clustered set: its own queries. Exact = nr-eval's blocked gemm "
-            "search over f32 vectors in RAM. *LanceDB's search RSS includes numpy's exact baseline "
-            "in the same process."]
+            "search over f32 vectors in RAM. Rates are medians over rounds that alternate the index "
+            "with exact search (results written before 2026-12-06 timed one pass of each), and a "
+            "speed-up is the median of the rounds' ratios. *LanceDB's search RSS includes numpy's "
+            "exact baseline in the same process."]
     print("\n".join(out))
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The figures of docs/scale.md: sharded encode of the offline collection -> Parquet -> HNSW index ->
-# recall and speed against exact search; the same on COUNT synthetic vectors (default 1M) of two
+# The figures of docs/scale.md: sharded encode of the offline collection -> Parquet -> index (HNSW,
+# and the binary index: a flat scan, which pays on small collections) -> recall and speed against
+# exact search; the same on COUNT synthetic vectors (default 1M) of two
 # kinds: fitted to the offline collection's vectors (the headline) and isotropic latent clusters
 # (a harder case); LanceDB's IVF-PQ on the same files as the peer. Queries: the teacher's vectors
 # of 1,000 training rewrites (real questions), or the clustered set's own queries. Writes
@@ -75,8 +76,16 @@ peer() { # <name> <vectors> <queries>: LanceDB IVF-PQ on the same files
   "$python_env/bin/python" bench/index_peers.py --vectors "$2" --queries "$3" \
     --work "$work/lancedb-$1" --json "$res/$1-lancedb.json" >/dev/null
 }
+binary_set() { # <name> <vectors> <queries>: build the binary index, bench it against exact
+  local name=$1 vectors=$2 q=$3
+  timed "$res/$name-binary-build.json" "$nr" index build --kind binary --vectors "$vectors" \
+    --out "$work/$name.bits"
+  timed "$res/$name-binary-bench.json" "$nr" index bench --index "$work/$name.bits" \
+    --vectors "$vectors" --queries "$q" --ef 64,100,112,128,160,200
+}
 if wants offline; then
   index_set offline "$work/offline" "$queries"
+  binary_set offline "$work/offline" "$queries"
   peer offline "$work/offline" "$queries"
 fi
 
@@ -88,6 +97,7 @@ if wants fitted; then
     touch "$like/.complete"
   }
   index_set "like-$count" "$like" "$queries"
+  binary_set "like-$count" "$like" "$queries"
   peer "like-$count" "$like" "$queries"
 fi
 

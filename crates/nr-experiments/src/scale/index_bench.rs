@@ -1,13 +1,14 @@
 //! An index measured against exact search on the same vectors and queries: recall@k of the exact
 //! top k, queries per second of both (all cores, all queries at once; the index warm), the
-//! index's memory.
+//! index's memory. Index and exact search alternate over rounds, and each figure is a median over
+//! them, so that the machine's drift in speed reaches both sides of a ratio alike.
 
 use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Result;
 use nr_index::hnsw::{rescore_path, sidecar_paths};
-use nr_index::{HnswIndex, Vectors, read_vectors};
+use nr_index::{IndexKind, SavedIndex, Vectors, read_vectors};
 use serde::Serialize;
 
 use super::memory::peak_rss_bytes;
@@ -15,8 +16,8 @@ use super::memory::peak_rss_bytes;
 /// One search effort of the index.
 #[derive(Debug, Clone, Serialize)]
 pub struct EffortRow {
-    /// HNSW's ef (candidates kept while searching).
-    pub expansion_search: usize,
+    /// HNSW's ef (candidates kept while searching) or the binary index's re-scored candidates.
+    pub effort: usize,
     /// Mean share of each query's exact top k that the index returned.
     pub recall: f64,
     pub queries_per_second: f64,
@@ -27,6 +28,11 @@ pub struct EffortRow {
 /// What [`bench_index`] measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct IndexBench {
+    pub kind: IndexKind,
+    /// What `effort` is for this kind (`expansion_search` or `candidates`).
+    pub effort_name: &'static str,
+    /// The Hamming kernel of a binary index (`Avx512` or `Portable`).
+    pub kernel: Option<String>,
     pub rows: usize,
     pub dim: usize,
     pub queries: usize,
@@ -42,6 +48,9 @@ pub struct IndexBench {
     pub exact_queries_per_second: f64,
     /// Seconds of one exact pass over every query.
     pub exact_seconds: f64,
+    /// Rounds measured: each rate is the median over rounds, each speed-up the median of the
+    /// rounds' ratios.
+    pub rounds: usize,
     pub threads: usize,
 }
 
@@ -78,7 +87,24 @@ fn timed_passes<T, E>(mut pass: impl FnMut() -> Result<T, E>) -> Result<(T, f64)
 }
 
 /// Least time each measured rate is averaged over.
-const MIN_SECONDS: f64 = 3.0;
+const MIN_SECONDS: f64 = 1.0;
+/// Rounds of measurement (each: every effort, then exact search); figures are their medians.
+const ROUNDS: usize = 3;
+
+/// The median of `values` (the mean of the middle two for an even count).
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
 
 /// Measures the index at `index` (built from the vectors at `vectors`) on `queries`, at each
 /// search effort of `efforts`, against exact search.
@@ -91,25 +117,59 @@ pub fn bench_index(
     mmap: bool,
 ) -> Result<IndexBench> {
     let start = Instant::now();
-    let mut hnsw = HnswIndex::open(index, mmap)?;
+    let mut saved = SavedIndex::open(index, mmap)?;
     let open_seconds = start.elapsed().as_secs_f64();
     anyhow::ensure!(
-        queries.dim == hnsw.dim(),
+        queries.dim == saved.dim(),
         "queries have {} dimensions, the index {}",
         queries.dim,
-        hnsw.dim()
+        saved.dim()
     );
     // One untimed pass first: a served index is warm, and a memory-mapped one would otherwise
     // charge its page faults to whichever effort is measured first.
-    hnsw.search(&queries.data, k)?;
+    saved.search(&queries.data, k)?;
+    let kind = saved.kind();
+    let name = kind.effort_name();
+    // Rounds that alternate the index (every effort) with exact search, so that a drift in the
+    // machine's speed (other work, clocks) reaches both sides of each ratio alike.
+    let mut index_rates = vec![Vec::new(); efforts.len()];
+    let mut exact_rates = Vec::new();
     let mut found = Vec::new();
-    for &ef in efforts {
-        hnsw.set_expansion_search(ef);
-        let (hits, seconds) = timed_passes(|| hnsw.search(&queries.data, k))?;
-        found.push((ef, seconds, hits));
-        tracing::info!("index: ef {ef} searched {} queries", queries.len());
+    let mut index_peak_rss_mb = None;
+    let mut passages: Option<Vectors> = None;
+    let mut exact = Vec::new();
+    for round in 0..ROUNDS {
+        for (i, &effort) in efforts.iter().enumerate() {
+            saved.set_effort(effort);
+            let (hits, seconds) = timed_passes(|| saved.search(&queries.data, k))?;
+            index_rates[i].push(queries.len() as f64 / seconds);
+            if round == 0 {
+                found.push(hits);
+                tracing::info!("index: {name} {effort} searched {} queries", queries.len());
+            }
+        }
+        if round == 0 {
+            index_peak_rss_mb = peak_rss_bytes().map(|b| b as f64 / 1e6);
+            let (_, p) = read_vectors(vectors)?;
+            anyhow::ensure!(
+                p.len() == saved.len(),
+                "{}: {} vectors, the index holds {}",
+                vectors.display(),
+                p.len(),
+                saved.len()
+            );
+            passages = Some(p);
+        }
+        let p = passages.as_ref().expect("read in the first round");
+        let (hits, seconds) =
+            timed_passes(|| nr_eval::search::exact_search(&queries.data, &p.data, p.dim, k))?;
+        exact_rates.push(queries.len() as f64 / seconds);
+        exact = hits;
     }
-    let index_peak_rss_mb = peak_rss_bytes().map(|b| b as f64 / 1e6);
+    let kernel = match &saved {
+        SavedIndex::Binary(b) => Some(format!("{:?}", b.kernel())),
+        SavedIndex::Hnsw(_) => None,
+    };
     let index_bytes = [
         index.to_path_buf(),
         sidecar_paths(index).1,
@@ -119,35 +179,30 @@ pub fn bench_index(
     .filter_map(|p| std::fs::metadata(p).ok())
     .map(|m| m.len())
     .sum();
-    let rows = hnsw.len();
-    drop(hnsw);
-
-    let (_, passages) = read_vectors(vectors)?;
-    anyhow::ensure!(
-        passages.len() == rows,
-        "{}: {} vectors, the index holds {rows}",
-        vectors.display(),
-        passages.len()
-    );
-    let (exact, exact_seconds) = timed_passes(|| {
-        nr_eval::search::exact_search(&queries.data, &passages.data, passages.dim, k)
-    })?;
-    let exact_qps = queries.len() as f64 / exact_seconds;
-    let efforts = found
-        .into_iter()
-        .map(|(ef, seconds, hits)| {
-            let qps = queries.len() as f64 / seconds;
+    let rows = saved.len();
+    let dim = saved.dim();
+    drop(saved);
+    let exact_qps = median(&exact_rates);
+    let efforts = efforts
+        .iter()
+        .zip(found)
+        .zip(&index_rates)
+        .map(|((&effort, hits), rates)| {
+            let ratios: Vec<f64> = rates.iter().zip(&exact_rates).map(|(i, e)| i / e).collect();
             EffortRow {
-                expansion_search: ef,
+                effort,
                 recall: recall(&hits, &exact),
-                queries_per_second: qps,
-                speedup_over_exact: qps / exact_qps,
+                queries_per_second: median(rates),
+                speedup_over_exact: median(&ratios),
             }
         })
         .collect();
     Ok(IndexBench {
+        kind,
+        effort_name: kind.effort_name(),
+        kernel,
         rows,
-        dim: passages.dim,
+        dim,
         queries: queries.len(),
         k,
         mmap,
@@ -156,7 +211,8 @@ pub fn bench_index(
         index_peak_rss_mb,
         efforts,
         exact_queries_per_second: exact_qps,
-        exact_seconds,
+        exact_seconds: queries.len() as f64 / exact_qps,
+        rounds: ROUNDS,
         threads: rayon::current_num_threads(),
     })
 }
