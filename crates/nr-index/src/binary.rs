@@ -22,6 +22,7 @@ use crate::index_files::{
 use crate::meta::VectorMeta;
 use crate::parquet::{ROW_GROUP, count_rows, for_each_batch};
 use crate::rescore::{RescoreStore, RescoreWriter};
+use crate::vectors::check_query_rows;
 use crate::{IndexError, IndexKind, Result, Vectors};
 
 /// The binary index's search effort.
@@ -222,12 +223,7 @@ impl BinaryIndex {
     /// in Hamming distance; queries run in parallel, in groups that share each scan.
     pub fn search(&self, queries: &[f32], k: usize) -> Result<Vec<Vec<(usize, f32)>>> {
         let dim = self.sidecar.dim;
-        if dim == 0 || !queries.len().is_multiple_of(dim) {
-            return Err(IndexError::Invalid(format!(
-                "{} query values are not rows of the index's {dim} dimensions",
-                queries.len()
-            )));
-        }
+        check_query_rows(queries, dim)?;
         let want = k.max(self.sidecar.params.candidates);
         let words = self.codes.words();
         let rows = self.codes.rows();

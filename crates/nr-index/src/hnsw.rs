@@ -15,6 +15,7 @@ pub use crate::index_files::{rescore_path, sidecar_paths};
 use crate::meta::VectorMeta;
 use crate::parquet::{ROW_GROUP, count_rows, for_each_batch};
 use crate::rescore::{RescoreStore, RescoreWriter};
+use crate::vectors::check_query_rows;
 use crate::{IndexError, IndexKind, Result, Vectors};
 
 /// How vectors are stored inside the graph.
@@ -306,12 +307,7 @@ impl HnswIndex {
     /// `(row, score)`, best first; queries run in parallel.
     pub fn search(&self, queries: &[f32], k: usize) -> Result<Vec<Vec<(usize, f32)>>> {
         let dim = self.sidecar.dim;
-        if dim == 0 || !queries.len().is_multiple_of(dim) {
-            return Err(IndexError::Invalid(format!(
-                "{} query values are not rows of the index's {dim} dimensions",
-                queries.len()
-            )));
-        }
+        check_query_rows(queries, dim)?;
         let here = Path::new("(search)");
         let candidates = match &self.rescore {
             Some(_) => k.max(self.sidecar.params.expansion_search),

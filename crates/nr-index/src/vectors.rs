@@ -56,3 +56,14 @@ impl Vectors {
         Ok(())
     }
 }
+
+/// Checks that `queries` are whole rows of an index's `dim` dimensions.
+pub(crate) fn check_query_rows(queries: &[f32], dim: usize) -> Result<()> {
+    if dim == 0 || !queries.len().is_multiple_of(dim) {
+        return Err(IndexError::Invalid(format!(
+            "{} query values are not rows of the index's {dim} dimensions",
+            queries.len()
+        )));
+    }
+    Ok(())
+}
