@@ -207,8 +207,8 @@ impl BinaryIndex {
         self.kernel
     }
 
-    /// Runs later searches with `kernel` instead of the detected one (`Avx512` where the CPU
-    /// lacks it falls back to the portable kernel).
+    /// Runs later searches with `kernel` instead of the detected one (a kernel that does not
+    /// run on this CPU falls back to the portable one).
     pub fn set_kernel(&mut self, kernel: Kernel) {
         self.kernel = kernel;
     }

@@ -5,9 +5,10 @@
 //! of the tile to each query, then the rows nearer than each query's threshold, which tightens
 //! after every tile ([`Nearest`]).
 //!
-//! Two kernels give the same results: AVX-512 with `VPOPCNTDQ` (8 rows per instruction) for codes
-//! of 2, 4, 6, 8, 12 or 16 words (128 to 1024 dimensions), chosen at run time where the CPU has
-//! it, and a portable one (`count_ones`, compiled with `popcnt` where that is present).
+//! Three kernels give the same results, chosen at run time by what the CPU has: AVX-512 with
+//! `VPOPCNTDQ` (8 rows per instruction), AVX2 (bytes counted by table lookup, `vpshufb`), both for
+//! codes of 2, 4, 6, 8, 12 or 16 words (128 to 1024 dimensions), and a portable one (`count_ones`,
+//! compiled with `popcnt` where that is present) for any width and CPU.
 
 /// Bits per code word.
 pub const WORD_BITS: usize = 64;
@@ -42,6 +43,8 @@ pub fn sign_code(row: &[f32], out: &mut [u64]) {
 pub enum Kernel {
     /// AVX-512F and VPOPCNTDQ: 8 rows per instruction.
     Avx512,
+    /// AVX2: bytes counted with a 16-entry table (`vpshufb`), 4 rows per register.
+    Avx2,
     /// `count_ones` per word; every CPU.
     Portable,
 }
@@ -49,14 +52,31 @@ pub enum Kernel {
 impl Kernel {
     /// The fastest kernel this CPU runs.
     pub fn detect() -> Self {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512vpopcntdq")
-            && std::arch::is_x86_feature_detected!("popcnt")
-        {
-            return Kernel::Avx512;
+        if Kernel::Avx512.runs_here() {
+            Kernel::Avx512
+        } else if Kernel::Avx2.runs_here() {
+            Kernel::Avx2
+        } else {
+            Kernel::Portable
         }
-        Kernel::Portable
+    }
+
+    /// Whether this CPU has what the kernel needs (a scan with a kernel that does not run here
+    /// uses the portable one).
+    pub fn runs_here(self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            match self {
+                Kernel::Avx512 => has!("avx512f") && has!("avx512vpopcntdq") && has!("popcnt"),
+                Kernel::Avx2 => has!("avx2") && has!("popcnt"),
+                Kernel::Portable => true,
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            self == Kernel::Portable
+        }
     }
 }
 
@@ -115,9 +135,12 @@ impl BitCodes {
             nearest.len() * self.words,
             "query code widths"
         );
-        let avx512 = kernel == Kernel::Avx512
-            && Kernel::detect() == Kernel::Avx512
-            && matches!(self.words, 2 | 4 | 6 | 8 | 12 | 16);
+        // The SIMD kernels are unrolled for the common widths (128 to 1024 dimensions).
+        let kernel = if kernel.runs_here() && matches!(self.words, 2 | 4 | 6 | 8 | 12 | 16) {
+            kernel
+        } else {
+            Kernel::Portable
+        };
         // The distances of a tile to a group: query `q`'s from `q * PLANE`, in row order.
         let mut dist = vec![0u16; QUERY_GROUP * PLANE];
         for (group, found) in queries
@@ -127,31 +150,54 @@ impl BitCodes {
             for n in found.iter_mut() {
                 n.reset();
             }
-            self.scan_group(avx512, group, found, &mut dist);
+            self.scan_group(kernel, group, found, &mut dist);
         }
     }
 
     /// Runs a group of queries over every tile.
-    fn scan_group(&self, avx512: bool, group: &[u64], found: &mut [Nearest], dist: &mut [u16]) {
+    fn scan_group(&self, kernel: Kernel, group: &[u64], found: &mut [Nearest], dist: &mut [u16]) {
         let tile_words = TILE_ROWS * self.words;
         for (t, tile) in self.blocked.chunks(tile_words).enumerate() {
             let first = t * TILE_ROWS;
             let rows = tile.len() / self.words;
-            if avx512 {
-                // SAFETY: the CPU has AVX-512F, VPOPCNTDQ and popcnt (`detect`, in `search`).
+            match kernel {
+                // SAFETY (both): the CPU has what the kernel needs (`runs_here`, in `search`).
                 #[cfg(target_arch = "x86_64")]
-                unsafe {
+                Kernel::Avx512 => unsafe {
                     self.tile_distances_avx512(tile, group, dist);
                     for (q, n) in found.iter_mut().enumerate() {
                         n.collect_avx512(first, &dist[q * PLANE..][..rows]);
                     }
-                }
-            } else {
-                tile_distances_portable(self.words, tile, group, dist);
-                for (q, n) in found.iter_mut().enumerate() {
-                    n.collect(first, &dist[q * PLANE..][..rows]);
+                },
+                #[cfg(target_arch = "x86_64")]
+                Kernel::Avx2 => unsafe {
+                    self.tile_distances_avx2(tile, group, dist);
+                    for (q, n) in found.iter_mut().enumerate() {
+                        n.collect(first, &dist[q * PLANE..][..rows]);
+                    }
+                },
+                _ => {
+                    tile_distances_portable(self.words, tile, group, dist);
+                    for (q, n) in found.iter_mut().enumerate() {
+                        n.collect(first, &dist[q * PLANE..][..rows]);
+                    }
                 }
             }
+        }
+    }
+
+    /// [`BitCodes::tile_distances_avx512`] with AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn tile_distances_avx2(&self, tile: &[u64], group: &[u64], dist: &mut [u16]) {
+        match self.words {
+            2 => tile_distances_avx2::<2>(tile, group, dist),
+            4 => tile_distances_avx2::<4>(tile, group, dist),
+            6 => tile_distances_avx2::<6>(tile, group, dist),
+            8 => tile_distances_avx2::<8>(tile, group, dist),
+            12 => tile_distances_avx2::<12>(tile, group, dist),
+            16 => tile_distances_avx2::<16>(tile, group, dist),
+            w => unreachable!("no AVX2 scan for {w} words"),
         }
     }
 
@@ -191,6 +237,54 @@ fn tile_distances_avx512<const W: usize>(tile: &[u64], group: &[u64], dist: &mut
             let d = &mut dist[q * PLANE + b * BLOCK_ROWS..][..BLOCK_ROWS];
             // SAFETY: `d` holds 8 u16 (16 bytes); distances are at most 1024.
             unsafe { _mm_storeu_si128(d.as_mut_ptr().cast(), _mm512_cvtepi64_epi16(acc)) };
+        }
+    }
+}
+
+/// [`tile_distances_avx512`] with AVX2: each word of 4 rows (one register) XORed with the query,
+/// its bytes' bits counted with a 16-entry table per nibble (`vpshufb`), byte counts summed over
+/// the words (at most 8 per word, so 128 for 16 words: no overflow) and then per row (`vpsadbw`).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn tile_distances_avx2<const W: usize>(tile: &[u64], group: &[u64], dist: &mut [u16]) {
+    use std::arch::x86_64::*;
+    let table = _mm256_setr_epi8(
+        0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3,
+        3, 4,
+    );
+    let nibble = _mm256_set1_epi8(0x0f);
+    let bits = |v: __m256i| {
+        let low = _mm256_shuffle_epi8(table, _mm256_and_si256(v, nibble));
+        let high = _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16::<4>(v), nibble));
+        _mm256_add_epi8(low, high)
+    };
+    for (b, block) in tile.chunks_exact(W * BLOCK_ROWS).enumerate() {
+        for (q, query) in group.chunks_exact(W).enumerate() {
+            let (mut lo, mut hi) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+            for (w, &qw) in query.iter().enumerate() {
+                let qv = _mm256_set1_epi64x(qw as i64);
+                // SAFETY: `block` holds `W * 8` words: 4 from `w * 8` and 4 from `w * 8 + 4`.
+                let (x0, x1) = unsafe {
+                    let at = block.as_ptr().add(w * BLOCK_ROWS);
+                    (
+                        _mm256_loadu_si256(at.cast()),
+                        _mm256_loadu_si256(at.add(4).cast()),
+                    )
+                };
+                lo = _mm256_add_epi8(lo, bits(_mm256_xor_si256(x0, qv)));
+                hi = _mm256_add_epi8(hi, bits(_mm256_xor_si256(x1, qv)));
+            }
+            let zero = _mm256_setzero_si256();
+            let mut rows = [0u64; BLOCK_ROWS];
+            // SAFETY: `rows` holds 8 u64: 4 from 0 and 4 from 4.
+            unsafe {
+                _mm256_storeu_si256(rows.as_mut_ptr().cast(), _mm256_sad_epu8(lo, zero));
+                _mm256_storeu_si256(rows.as_mut_ptr().add(4).cast(), _mm256_sad_epu8(hi, zero));
+            }
+            let d = &mut dist[q * PLANE + b * BLOCK_ROWS..][..BLOCK_ROWS];
+            for (d, &r) in d.iter_mut().zip(&rows) {
+                *d = r as u16;
+            }
         }
     }
 }
@@ -400,10 +494,12 @@ mod tests {
     }
 
     fn kernels() -> Vec<Kernel> {
-        // The portable kernel runs everywhere; AVX-512 only where the CPU has it.
+        // The portable kernel runs everywhere; AVX2 and AVX-512 where the CPU has them.
         let mut k = vec![Kernel::Portable];
-        if Kernel::detect() == Kernel::Avx512 {
-            k.push(Kernel::Avx512);
+        for kernel in [Kernel::Avx2, Kernel::Avx512] {
+            if kernel.runs_here() {
+                k.push(kernel);
+            }
         }
         k
     }

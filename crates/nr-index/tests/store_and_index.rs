@@ -329,7 +329,7 @@ fn hnsw_finds_the_exact_neighbours_and_serves_the_same_from_a_memory_mapped_file
 }
 
 #[test]
-fn binary_index_finds_the_exact_neighbours_from_its_files_with_either_kernel() {
+fn binary_index_finds_the_exact_neighbours_from_its_files_with_every_kernel() {
     let passages = synthetic(5_000, 64, Stream::Passages);
     let queries = synthetic(200, 64, Stream::Queries);
     let exact = exact_top(&passages, &queries, 10);
@@ -363,8 +363,14 @@ fn binary_index_finds_the_exact_neighbours_from_its_files_with_either_kernel() {
     // Loaded, in memory, and with the portable kernel: the same results.
     let mut loaded = BinaryIndex::open(&out, false).unwrap();
     assert_eq!(loaded.search(&queries.data, 10).unwrap(), found);
-    loaded.set_kernel(Kernel::Portable);
-    assert_eq!(loaded.search(&queries.data, 10).unwrap(), found);
+    for kernel in [Kernel::Portable, Kernel::Avx2] {
+        loaded.set_kernel(kernel);
+        assert_eq!(
+            loaded.search(&queries.data, 10).unwrap(),
+            found,
+            "{kernel:?}"
+        );
+    }
     let in_memory = BinaryIndex::from_vectors(&passages, &params).unwrap();
     assert_eq!(in_memory.search(&queries.data, 10).unwrap(), found);
     // A truncated code file is refused, naming it.

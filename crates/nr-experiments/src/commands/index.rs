@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 use clap::Subcommand;
+use nr_index::hamming::Kernel;
 use nr_index::{
     BinaryIndex, BinaryParams, HnswIndex, HnswParams, HnswStorage, IndexKind, read_vectors,
 };
@@ -68,10 +69,25 @@ pub enum IndexCommand {
         /// Read the index into memory instead of serving it from the file.
         #[arg(long)]
         load: bool,
+        /// Binary index: the Hamming kernel (avx512, avx2 or portable; default: the fastest this
+        /// CPU runs), to measure the fallbacks on a machine that has the fast one.
+        #[arg(long, value_parser = parse_kernel)]
+        kernel: Option<Kernel>,
         /// Write the measurements as JSON here too.
         #[arg(long)]
         json: Option<PathBuf>,
     },
+}
+
+fn parse_kernel(s: &str) -> Result<Kernel, String> {
+    match s {
+        "avx512" => Ok(Kernel::Avx512),
+        "avx2" => Ok(Kernel::Avx2),
+        "portable" => Ok(Kernel::Portable),
+        other => Err(format!(
+            "unknown kernel `{other}` (avx512, avx2 or portable)"
+        )),
+    }
 }
 
 fn parse_kind(s: &str) -> Result<IndexKind, String> {
@@ -145,10 +161,11 @@ pub fn run(cmd: IndexCommand) -> Result<()> {
             k,
             ef,
             load,
+            kernel,
             json,
         } => {
             let (_, q) = read_vectors(&queries)?;
-            let bench = bench_index(&index, &vectors, &q, k, &ef, !load)?;
+            let bench = bench_index(&index, &vectors, &q, k, &ef, !load, kernel)?;
             let text = serde_json::to_string_pretty(&bench)?;
             if let Some(path) = json {
                 crate::atomic_file::write_atomic(&path, text.as_bytes())?;

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Result;
+use nr_index::hamming::Kernel;
 use nr_index::hnsw::{rescore_path, sidecar_paths};
 use nr_index::{IndexKind, SavedIndex, Vectors, read_vectors};
 use serde::Serialize;
@@ -107,7 +108,8 @@ fn median(values: &[f64]) -> f64 {
 }
 
 /// Measures the index at `index` (built from the vectors at `vectors`) on `queries`, at each
-/// search effort of `efforts`, against exact search.
+/// search effort of `efforts`, against exact search; `kernel`: the binary index's Hamming kernel
+/// instead of the fastest.
 pub fn bench_index(
     index: &Path,
     vectors: &Path,
@@ -115,9 +117,17 @@ pub fn bench_index(
     k: usize,
     efforts: &[usize],
     mmap: bool,
+    kernel: Option<Kernel>,
 ) -> Result<IndexBench> {
     let start = Instant::now();
     let mut saved = SavedIndex::open(index, mmap)?;
+    if let (SavedIndex::Binary(b), Some(kernel)) = (&mut saved, kernel) {
+        anyhow::ensure!(
+            kernel.runs_here(),
+            "kernel {kernel:?}: this CPU lacks what it needs"
+        );
+        b.set_kernel(kernel);
+    }
     let open_seconds = start.elapsed().as_secs_f64();
     anyhow::ensure!(
         queries.dim == saved.dim(),
