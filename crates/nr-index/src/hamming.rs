@@ -120,11 +120,6 @@ impl BitCodes {
         self.words
     }
 
-    /// Bytes held in memory.
-    pub fn bytes(&self) -> usize {
-        self.blocked.len() * 8
-    }
-
     /// Finds the nearest rows of each code in `queries` (`nearest.len()` codes of `words()`
     /// words each) into the matching [`Nearest`]; read them with [`Nearest::rows`]. Queries share
     /// each pass over the codes (in groups of [`QUERY_GROUP`]), so the codes are read from memory
@@ -135,12 +130,7 @@ impl BitCodes {
             nearest.len() * self.words,
             "query code widths"
         );
-        // The SIMD kernels are unrolled for the common widths (128 to 1024 dimensions).
-        let kernel = if kernel.runs_here() && matches!(self.words, 2 | 4 | 6 | 8 | 12 | 16) {
-            kernel
-        } else {
-            Kernel::Portable
-        };
+        let simd = simd_tile_distances(kernel, self.words);
         // The distances of a tile to a group: query `q`'s from `q * PLANE`, in row order.
         let mut dist = vec![0u16; QUERY_GROUP * PLANE];
         for (group, found) in queries
@@ -150,75 +140,77 @@ impl BitCodes {
             for n in found.iter_mut() {
                 n.reset();
             }
-            self.scan_group(kernel, group, found, &mut dist);
+            self.scan_group(simd, group, found, &mut dist);
         }
     }
 
-    /// Runs a group of queries over every tile.
-    fn scan_group(&self, kernel: Kernel, group: &[u64], found: &mut [Nearest], dist: &mut [u16]) {
+    /// Runs a group of queries over every tile, with a SIMD kernel's distances or else the
+    /// portable ones.
+    fn scan_group(
+        &self,
+        simd: Option<(Kernel, TileDistances)>,
+        group: &[u64],
+        found: &mut [Nearest],
+        dist: &mut [u16],
+    ) {
         let tile_words = TILE_ROWS * self.words;
         for (t, tile) in self.blocked.chunks(tile_words).enumerate() {
             let first = t * TILE_ROWS;
             let rows = tile.len() / self.words;
-            match kernel {
-                // SAFETY (both): the CPU has what the kernel needs (`runs_here`, in `search`).
-                #[cfg(target_arch = "x86_64")]
-                Kernel::Avx512 => unsafe {
-                    self.tile_distances_avx512(tile, group, dist);
-                    for (q, n) in found.iter_mut().enumerate() {
-                        n.collect_avx512(first, &dist[q * PLANE..][..rows]);
-                    }
-                },
-                #[cfg(target_arch = "x86_64")]
-                Kernel::Avx2 => unsafe {
-                    self.tile_distances_avx2(tile, group, dist);
-                    for (q, n) in found.iter_mut().enumerate() {
-                        n.collect(first, &dist[q * PLANE..][..rows]);
-                    }
-                },
-                _ => {
-                    tile_distances_portable(self.words, tile, group, dist);
-                    for (q, n) in found.iter_mut().enumerate() {
-                        n.collect(first, &dist[q * PLANE..][..rows]);
-                    }
+            match simd {
+                // SAFETY: `simd_tile_distances` gives a kernel only where the CPU runs it.
+                Some((_, distances)) => unsafe { distances(tile, group, dist) },
+                None => tile_distances_portable(self.words, tile, group, dist),
+            }
+            for (q, n) in found.iter_mut().enumerate() {
+                let dist = &dist[q * PLANE..][..rows];
+                match simd {
+                    // SAFETY: as above; collection needs no more than the distances' kernel.
+                    #[cfg(target_arch = "x86_64")]
+                    Some((Kernel::Avx512, _)) => unsafe { n.collect_avx512(first, dist) },
+                    _ => n.collect(first, dist),
                 }
             }
         }
     }
-
-    /// [`BitCodes::tile_distances_avx512`] with AVX2.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    unsafe fn tile_distances_avx2(&self, tile: &[u64], group: &[u64], dist: &mut [u16]) {
-        match self.words {
-            2 => tile_distances_avx2::<2>(tile, group, dist),
-            4 => tile_distances_avx2::<4>(tile, group, dist),
-            6 => tile_distances_avx2::<6>(tile, group, dist),
-            8 => tile_distances_avx2::<8>(tile, group, dist),
-            12 => tile_distances_avx2::<12>(tile, group, dist),
-            16 => tile_distances_avx2::<16>(tile, group, dist),
-            w => unreachable!("no AVX2 scan for {w} words"),
-        }
-    }
-
-    /// The distances of a tile's rows to each query of a group, with the width's unrolled scan.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx512vpopcntdq")]
-    unsafe fn tile_distances_avx512(&self, tile: &[u64], group: &[u64], dist: &mut [u16]) {
-        match self.words {
-            2 => tile_distances_avx512::<2>(tile, group, dist),
-            4 => tile_distances_avx512::<4>(tile, group, dist),
-            6 => tile_distances_avx512::<6>(tile, group, dist),
-            8 => tile_distances_avx512::<8>(tile, group, dist),
-            12 => tile_distances_avx512::<12>(tile, group, dist),
-            16 => tile_distances_avx512::<16>(tile, group, dist),
-            w => unreachable!("no AVX-512 scan for {w} words"),
-        }
-    }
 }
 
-/// Writes the distances of a tile's rows to each query of `group` into `dist` (block-major, see
-/// [`BitCodes::search`]); each block's words are loaded once for the whole group.
+/// A SIMD kernel's tile distances for codes of one width (see [`tile_distances_avx512`]).
+type TileDistances = unsafe fn(&[u64], &[u64], &mut [u16]);
+
+/// The tile distances of `kernel` for codes of `words` words, where the CPU runs it and the width
+/// is one the SIMD kernels are unrolled for (2 to 16 words: 128 to 1024 dimensions); `None`:
+/// the portable kernel.
+fn simd_tile_distances(kernel: Kernel, words: usize) -> Option<(Kernel, TileDistances)> {
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_macros))]
+    macro_rules! by_width {
+        ($f:ident) => {
+            match words {
+                2 => $f::<2> as TileDistances,
+                4 => $f::<4>,
+                6 => $f::<6>,
+                8 => $f::<8>,
+                12 => $f::<12>,
+                16 => $f::<16>,
+                _ => return None,
+            }
+        };
+    }
+    if !kernel.runs_here() {
+        return None;
+    }
+    let distances = match kernel {
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx512 => by_width!(tile_distances_avx512),
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx2 => by_width!(tile_distances_avx2),
+        _ => return None,
+    };
+    Some((kernel, distances))
+}
+
+/// Writes the distances of a tile's rows to each query of `group` into `dist` (query `q`'s from
+/// `q * PLANE`, in row order); each block's words are loaded once for the whole group.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vpopcntdq")]
 fn tile_distances_avx512<const W: usize>(tile: &[u64], group: &[u64], dist: &mut [u16]) {

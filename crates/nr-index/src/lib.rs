@@ -9,10 +9,11 @@
 //! - [`hnsw`]: an approximate index (USearch HNSW) saved to one file and served memory-mapped, for
 //!   collections whose vectors do not fit in RAM.
 //! - [`binary`]: sign bits scanned flat and re-scored in f16, for collections small enough that a
-//!   graph barely beats exact search ([`hamming`] holds the scan). [`SavedIndex`] opens either
-//!   kind from disk; [`SearchIndex`] puts them beside exact search.
+//!   graph barely beats exact search ([`hamming`] holds the scan). [`AnnIndex`] is either
+//!   kind (opened from disk by its sidecar); [`SearchIndex`] puts it beside exact search.
 //! - [`synthetic`]: clustered random vectors of any size, to measure an index at scale.
 
+pub mod ann_index;
 mod atomic;
 pub mod binary;
 pub mod error;
@@ -22,18 +23,17 @@ mod index_files;
 pub mod meta;
 pub mod parquet;
 pub mod rescore;
-pub mod saved_index;
 pub mod search_index;
 pub mod shards;
 pub mod synthetic;
 pub mod vectors;
 
+pub use ann_index::{AnnIndex, IndexKind};
 pub use binary::{BinaryIndex, BinaryParams};
 pub use error::{IndexError, Result};
 pub use hnsw::{HnswIndex, HnswParams, HnswStorage};
 pub use meta::VectorMeta;
 pub use parquet::{VectorDtype, count_rows, parquet_files, read_vectors, write_vectors};
-pub use saved_index::{IndexKind, SavedIndex};
 pub use search_index::{IndexSpec, SearchIndex};
 pub use shards::{Coverage, Shard, verify_shards};
 pub use vectors::Vectors;

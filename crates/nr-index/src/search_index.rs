@@ -5,6 +5,7 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
+use crate::ann_index::AnnIndex;
 use crate::binary::{BinaryIndex, BinaryParams};
 use crate::hnsw::{HnswIndex, HnswParams};
 use crate::{IndexError, Result, Vectors};
@@ -34,11 +35,10 @@ impl IndexSpec {
 }
 
 /// A built index over a set of passage vectors: exact search reads them (borrowed, or owned by
-/// a long-lived searcher such as the agent); HNSW and binary hold their own copies.
+/// a long-lived searcher such as the agent); an approximate index holds its own copy.
 pub enum SearchIndex<'a> {
     Exact(Cow<'a, Vectors>),
-    Hnsw(Box<HnswIndex>),
-    Binary(Box<BinaryIndex>),
+    Approximate(AnnIndex),
 }
 
 impl<'a> SearchIndex<'a> {
@@ -46,12 +46,12 @@ impl<'a> SearchIndex<'a> {
     pub fn build(spec: &IndexSpec, passages: Cow<'a, Vectors>) -> Result<Self> {
         Ok(match spec {
             IndexSpec::Exact => SearchIndex::Exact(passages),
-            IndexSpec::Hnsw(params) => {
-                SearchIndex::Hnsw(Box::new(HnswIndex::from_vectors(&passages, params)?))
-            }
-            IndexSpec::Binary(params) => {
-                SearchIndex::Binary(Box::new(BinaryIndex::from_vectors(&passages, params)?))
-            }
+            IndexSpec::Hnsw(params) => SearchIndex::Approximate(AnnIndex::Hnsw(Box::new(
+                HnswIndex::from_vectors(&passages, params)?,
+            ))),
+            IndexSpec::Binary(params) => SearchIndex::Approximate(AnnIndex::Binary(Box::new(
+                BinaryIndex::from_vectors(&passages, params)?,
+            ))),
         })
     }
 
@@ -60,8 +60,7 @@ impl<'a> SearchIndex<'a> {
         match self {
             SearchIndex::Exact(p) => nr_eval::search::exact_search(queries, &p.data, p.dim, k)
                 .map_err(|e| IndexError::Invalid(e.to_string())),
-            SearchIndex::Hnsw(h) => h.search(queries, k),
-            SearchIndex::Binary(b) => b.search(queries, k),
+            SearchIndex::Approximate(a) => a.search(queries, k),
         }
     }
 }

@@ -10,7 +10,7 @@ use nr_index::hamming::Kernel;
 use nr_index::meta::SourceRef;
 use nr_index::parquet::{read_ids, read_meta};
 use nr_index::synthetic::{Stream, Synthetic, SyntheticSpec};
-use nr_index::{BinaryIndex, BinaryParams, IndexKind, SavedIndex};
+use nr_index::{AnnIndex, BinaryIndex, BinaryParams, IndexKind};
 use nr_index::{HnswIndex, HnswParams, HnswStorage, Shard, VectorDtype, VectorMeta, Vectors};
 use nr_index::{read_vectors, verify_shards, write_vectors};
 
@@ -348,7 +348,7 @@ fn binary_index_finds_the_exact_neighbours_from_its_files_with_every_kernel() {
     assert_eq!((sidecar.rows, sidecar.dim), (5_000, 64));
     // One bit per dimension: 8 bytes per row here.
     assert_eq!(std::fs::metadata(&out).unwrap().len(), 5_000 * 8);
-    let mut saved = SavedIndex::open(&out, true).unwrap();
+    let mut saved = AnnIndex::open(&out, true).unwrap();
     assert_eq!(saved.kind(), IndexKind::Binary);
     assert_eq!(saved.ids(), &passages.ids[..]);
     let found = saved.search(&queries.data, 10).unwrap();
@@ -376,7 +376,7 @@ fn binary_index_finds_the_exact_neighbours_from_its_files_with_every_kernel() {
     // A truncated code file is refused, naming it.
     let bytes = std::fs::read(&out).unwrap();
     std::fs::write(&out, &bytes[..bytes.len() - 8]).unwrap();
-    let err = SavedIndex::open(&out, true).err().unwrap().to_string();
+    let err = AnnIndex::open(&out, true).err().unwrap().to_string();
     assert!(
         err.contains("passages.bits") && err.contains("truncated"),
         "{err}"
@@ -396,7 +396,7 @@ fn an_hnsw_sidecar_without_a_kind_opens_as_hnsw() {
     let text = std::fs::read_to_string(&json).unwrap();
     assert!(text.contains("\"kind\": \"hnsw\""), "{text}");
     std::fs::write(&json, text.replace("\"kind\": \"hnsw\",", "")).unwrap();
-    let saved = SavedIndex::open(&out, true).unwrap();
+    let saved = AnnIndex::open(&out, true).unwrap();
     assert_eq!(
         (saved.kind(), saved.len(), saved.dim()),
         (IndexKind::Hnsw, 300, 16)

@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::Result;
 use nr_index::hamming::Kernel;
 use nr_index::hnsw::{rescore_path, sidecar_paths};
-use nr_index::{IndexKind, SavedIndex, Vectors, read_vectors};
+use nr_index::{AnnIndex, IndexKind, Vectors, read_vectors};
 use serde::Serialize;
 
 use super::memory::peak_rss_bytes;
@@ -120,8 +120,8 @@ pub fn bench_index(
     kernel: Option<Kernel>,
 ) -> Result<IndexBench> {
     let start = Instant::now();
-    let mut saved = SavedIndex::open(index, mmap)?;
-    if let (SavedIndex::Binary(b), Some(kernel)) = (&mut saved, kernel) {
+    let mut saved = AnnIndex::open(index, mmap)?;
+    if let (AnnIndex::Binary(b), Some(kernel)) = (&mut saved, kernel) {
         anyhow::ensure!(
             kernel.runs_here(),
             "kernel {kernel:?}: this CPU lacks what it needs"
@@ -177,8 +177,8 @@ pub fn bench_index(
         exact = hits;
     }
     let kernel = match &saved {
-        SavedIndex::Binary(b) => Some(format!("{:?}", b.kernel())),
-        SavedIndex::Hnsw(_) => None,
+        AnnIndex::Binary(b) => Some(format!("{:?}", b.kernel())),
+        AnnIndex::Hnsw(_) => None,
     };
     let index_bytes = [
         index.to_path_buf(),

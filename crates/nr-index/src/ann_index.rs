@@ -1,4 +1,5 @@
-//! A saved index of any kind, opened by what its sidecar (`NAME.json`) says it is.
+//! An approximate index of either kind, built in memory or opened from its files by what its
+//! sidecar (`NAME.json`) says it is.
 
 use std::path::Path;
 
@@ -31,8 +32,8 @@ impl IndexKind {
     }
 }
 
-/// A saved index, either kind.
-pub enum SavedIndex {
+/// An approximate index, either kind.
+pub enum AnnIndex {
     Hnsw(Box<HnswIndex>),
     Binary(Box<BinaryIndex>),
 }
@@ -43,28 +44,28 @@ struct KindOnly {
     kind: IndexKind,
 }
 
-impl SavedIndex {
+impl AnnIndex {
     /// Opens the index at `path`; `mmap`: serve what the kind can from its files.
     pub fn open(path: &Path, mmap: bool) -> Result<Self> {
         let KindOnly { kind } = read_sidecar(&sidecar_paths(path).0)?;
         Ok(match kind {
-            IndexKind::Hnsw => SavedIndex::Hnsw(Box::new(HnswIndex::open(path, mmap)?)),
-            IndexKind::Binary => SavedIndex::Binary(Box::new(BinaryIndex::open(path, mmap)?)),
+            IndexKind::Hnsw => AnnIndex::Hnsw(Box::new(HnswIndex::open(path, mmap)?)),
+            IndexKind::Binary => AnnIndex::Binary(Box::new(BinaryIndex::open(path, mmap)?)),
         })
     }
 
     pub fn kind(&self) -> IndexKind {
         match self {
-            SavedIndex::Hnsw(_) => IndexKind::Hnsw,
-            SavedIndex::Binary(_) => IndexKind::Binary,
+            AnnIndex::Hnsw(_) => IndexKind::Hnsw,
+            AnnIndex::Binary(_) => IndexKind::Binary,
         }
     }
 
     /// Number of indexed vectors.
     pub fn len(&self) -> usize {
         match self {
-            SavedIndex::Hnsw(h) => h.len(),
-            SavedIndex::Binary(b) => b.len(),
+            AnnIndex::Hnsw(h) => h.len(),
+            AnnIndex::Binary(b) => b.len(),
         }
     }
 
@@ -76,16 +77,16 @@ impl SavedIndex {
     /// Width of the indexed vectors.
     pub fn dim(&self) -> usize {
         match self {
-            SavedIndex::Hnsw(h) => h.dim(),
-            SavedIndex::Binary(b) => b.dim(),
+            AnnIndex::Hnsw(h) => h.dim(),
+            AnnIndex::Binary(b) => b.dim(),
         }
     }
 
     /// Id of each row.
     pub fn ids(&self) -> &[String] {
         match self {
-            SavedIndex::Hnsw(h) => &h.ids,
-            SavedIndex::Binary(b) => &b.ids,
+            AnnIndex::Hnsw(h) => &h.ids,
+            AnnIndex::Binary(b) => &b.ids,
         }
     }
 
@@ -93,16 +94,16 @@ impl SavedIndex {
     /// candidates.
     pub fn set_effort(&mut self, effort: usize) {
         match self {
-            SavedIndex::Hnsw(h) => h.set_expansion_search(effort),
-            SavedIndex::Binary(b) => b.set_candidates(effort),
+            AnnIndex::Hnsw(h) => h.set_expansion_search(effort),
+            AnnIndex::Binary(b) => b.set_candidates(effort),
         }
     }
 
     /// The `k` best rows per query (`[n, dim]`) as `(row, score)`, best first.
     pub fn search(&self, queries: &[f32], k: usize) -> Result<Vec<Vec<(usize, f32)>>> {
         match self {
-            SavedIndex::Hnsw(h) => h.search(queries, k),
-            SavedIndex::Binary(b) => b.search(queries, k),
+            AnnIndex::Hnsw(h) => h.search(queries, k),
+            AnnIndex::Binary(b) => b.search(queries, k),
         }
     }
 }
