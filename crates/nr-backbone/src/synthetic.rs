@@ -2,12 +2,13 @@
 //!
 //! Throughput depends on a model's shape, not on its values, and a machine that cannot receive a
 //! 100 MB model file (the borrowed GPU machine takes 64 MiB per transfer) can still write one:
-//! [`write_llama_gguf`] writes a Llama decoder as a GGUF v3 file (byte-level BPE tokenizer of the
+//! [`write_llama_gguf`] writes a Llama-family decoder (Llama or Qwen2) as a GGUF v3 file (byte-level BPE tokenizer of the
 //! 256 byte symbols and ChatML special tokens, padded to the vocabulary size; a ChatML template),
 //! [`write_bert_folder`] a BERT encoder as a sentence-transformers folder (safetensors,
 //! `tokenizer.json`, mean pooling, normalisation). Both load with the ordinary loaders
 //! ([`crate::llama::Llm::load`], [`crate::teacher::TeacherEncoder::load`]) and are deterministic in
-//! their seed. Weights are uniform with standard deviation 0.02 (norm weights 1, biases 0), the scale
+//! their seed. Weights are uniform with standard deviation 0.02 (norm weights 1, BERT's biases 0, Qwen2's
+//! q/k/v biases random like the weights), the scale
 //! of a freshly initialised transformer, so activations stay finite through every layer.
 
 use std::path::Path;
@@ -37,9 +38,30 @@ const CHATML_TEMPLATE: &str = "{% for message in messages %}{% if loop.first and
 /// The decoder's special tokens, at ids 0, 1, 2 as in SmolLM2.
 const LLAMA_SPECIALS: [&str; 3] = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"];
 
-/// The shape of a Llama decoder.
+/// Which member of the Llama family a synthetic decoder is: what the GGUF names it, and the parts
+/// that differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecoderFamily {
+    /// Llama / SmolLM2: no biases, output tied to the token embedding.
+    Llama,
+    /// Qwen2: q/k/v biases, an untied output matrix, the `qwen2` pre-tokenizer.
+    Qwen2,
+}
+
+impl DecoderFamily {
+    /// `general.architecture` of the GGUF file.
+    pub fn architecture(self) -> &'static str {
+        match self {
+            Self::Llama => "llama",
+            Self::Qwen2 => "qwen2",
+        }
+    }
+}
+
+/// The shape of a Llama-family decoder.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LlamaShape {
+    pub family: DecoderFamily,
     pub vocab_size: usize,
     pub hidden_size: usize,
     pub intermediate_size: usize,
@@ -54,6 +76,7 @@ impl LlamaShape {
     /// SmolLM2-135M-Instruct: 30 layers of width 576, 9 query and 3 key/value heads.
     pub fn smollm2_135m() -> Self {
         Self {
+            family: DecoderFamily::Llama,
             vocab_size: 49_152,
             hidden_size: 576,
             intermediate_size: 1536,
@@ -68,6 +91,7 @@ impl LlamaShape {
     /// A small decoder for correctness checks: 2 layers of width 64, grouped-query attention.
     pub fn tiny() -> Self {
         Self {
+            family: DecoderFamily::Llama,
             vocab_size: 320,
             hidden_size: 64,
             intermediate_size: 128,
@@ -79,15 +103,44 @@ impl LlamaShape {
         }
     }
 
-    /// Weights of the decoder (token embedding tied to the output).
+    /// Qwen2.5-Coder-1.5B-Instruct: 28 layers of width 1536, 12 query and 2 key/value heads.
+    pub fn qwen2_5_1_5b() -> Self {
+        Self {
+            family: DecoderFamily::Qwen2,
+            vocab_size: 151_936,
+            hidden_size: 1536,
+            intermediate_size: 8960,
+            num_layers: 28,
+            num_heads: 12,
+            num_kv_heads: 2,
+            rope_theta: 1_000_000.0,
+            context_length: 32_768,
+        }
+    }
+
+    /// [`LlamaShape::tiny`] as a Qwen2 decoder (biases, untied output).
+    pub fn qwen2_tiny() -> Self {
+        Self {
+            family: DecoderFamily::Qwen2,
+            ..Self::tiny()
+        }
+    }
+
+    /// Weights of the decoder (Llama: token embedding tied to the output; Qwen2: untied, and q/k/v
+    /// biases).
     pub fn parameters(&self) -> usize {
         let head_dim = self.hidden_size / self.num_heads;
         let kv = self.num_kv_heads * head_dim;
-        let layer = 2 * self.hidden_size * self.hidden_size
+        let mut layer = 2 * self.hidden_size * self.hidden_size
             + 2 * self.hidden_size * kv
             + 3 * self.hidden_size * self.intermediate_size
             + 2 * self.hidden_size;
-        self.vocab_size * self.hidden_size + self.num_layers * layer + self.hidden_size
+        let mut embeddings = self.vocab_size * self.hidden_size;
+        if self.family == DecoderFamily::Qwen2 {
+            layer += self.hidden_size + 2 * kv;
+            embeddings *= 2;
+        }
+        embeddings + self.num_layers * layer + self.hidden_size
     }
 }
 
@@ -183,14 +236,15 @@ pub fn write_llama_gguf(path: &Path, shape: &LlamaShape, seed: u64) -> Result<()
     }
 
     let head_dim = shape.hidden_size / shape.num_heads;
+    let arch = shape.family.architecture();
     let mut w = GgufWriter::new();
     let meta = |w: &mut GgufWriter, key: &str, v: usize| {
-        w.add_metadata(format!("llama.{key}"), GgufValue::U32(v as u32));
+        w.add_metadata(format!("{arch}.{key}"), GgufValue::U32(v as u32));
     };
-    w.add_metadata("general.architecture", GgufValue::String("llama".into()));
+    w.add_metadata("general.architecture", GgufValue::String(arch.into()));
     w.add_metadata(
         "general.name",
-        GgufValue::String(format!("synthetic llama (seed {seed})")),
+        GgufValue::String(format!("synthetic {arch} (seed {seed})")),
     );
     meta(&mut w, "block_count", shape.num_layers);
     meta(&mut w, "context_length", shape.context_length);
@@ -200,13 +254,20 @@ pub fn write_llama_gguf(path: &Path, shape: &LlamaShape, seed: u64) -> Result<()
     meta(&mut w, "attention.head_count_kv", shape.num_kv_heads);
     meta(&mut w, "vocab_size", shape.vocab_size);
     meta(&mut w, "rope.dimension_count", head_dim);
-    w.add_metadata("llama.rope.freq_base", GgufValue::F32(shape.rope_theta));
     w.add_metadata(
-        "llama.attention.layer_norm_rms_epsilon",
+        format!("{arch}.rope.freq_base"),
+        GgufValue::F32(shape.rope_theta),
+    );
+    w.add_metadata(
+        format!("{arch}.attention.layer_norm_rms_epsilon"),
         GgufValue::F32(1e-5),
     );
+    let pre = match shape.family {
+        DecoderFamily::Llama => "smollm",
+        DecoderFamily::Qwen2 => "qwen2",
+    };
     w.add_metadata("tokenizer.ggml.model", GgufValue::String("gpt2".into()));
-    w.add_metadata("tokenizer.ggml.pre", GgufValue::String("smollm".into()));
+    w.add_metadata("tokenizer.ggml.pre", GgufValue::String(pre.into()));
     w.add_metadata(
         "tokenizer.ggml.tokens",
         GgufValue::Array(GgufArray::String(tokens)),
@@ -229,24 +290,39 @@ pub fn write_llama_gguf(path: &Path, shape: &LlamaShape, seed: u64) -> Result<()
     let h = shape.hidden_size;
     let kv = shape.num_kv_heads * head_dim;
     let ones = |n: usize| vec![1.0f32; n];
-    let mut matrix = |w: &mut GgufWriter, name: &str, rows: usize, cols: usize| {
-        let data = random_weights(&mut rng, rows * cols);
-        w.add_tensor(name, &[rows, cols], &data, GgmlType::Q8_0)
-            .map(|_| ())
+    // Matrices are Q8_0 as in quantised files; biases stay F32 as llama.cpp writes them.
+    let mut random = |w: &mut GgufWriter, name: &str, dims: &[usize]| {
+        let data = random_weights(&mut rng, dims.iter().product());
+        let ty = if dims.len() == 2 {
+            GgmlType::Q8_0
+        } else {
+            GgmlType::F32
+        };
+        w.add_tensor(name, dims, &data, ty).map(|_| ())
     };
-    matrix(&mut w, "token_embd.weight", shape.vocab_size, h)?;
+    let qwen2 = shape.family == DecoderFamily::Qwen2;
+    random(&mut w, "token_embd.weight", &[shape.vocab_size, h])?;
+    if qwen2 {
+        random(&mut w, "output.weight", &[shape.vocab_size, h])?;
+    }
     w.add_tensor("output_norm.weight", &[h], &ones(h), GgmlType::F32)?;
     for i in 0..shape.num_layers {
         let name = |m: &str| format!("blk.{i}.{m}.weight");
         w.add_tensor(&name("attn_norm"), &[h], &ones(h), GgmlType::F32)?;
         w.add_tensor(&name("ffn_norm"), &[h], &ones(h), GgmlType::F32)?;
-        matrix(&mut w, &name("attn_q"), h, h)?;
-        matrix(&mut w, &name("attn_k"), kv, h)?;
-        matrix(&mut w, &name("attn_v"), kv, h)?;
-        matrix(&mut w, &name("attn_output"), h, h)?;
-        matrix(&mut w, &name("ffn_gate"), shape.intermediate_size, h)?;
-        matrix(&mut w, &name("ffn_up"), shape.intermediate_size, h)?;
-        matrix(&mut w, &name("ffn_down"), h, shape.intermediate_size)?;
+        random(&mut w, &name("attn_q"), &[h, h])?;
+        random(&mut w, &name("attn_k"), &[kv, h])?;
+        random(&mut w, &name("attn_v"), &[kv, h])?;
+        if qwen2 {
+            // Random, not zero: a bias that is never read would still pass a parity test.
+            for (m, n) in [("attn_q", h), ("attn_k", kv), ("attn_v", kv)] {
+                random(&mut w, &format!("blk.{i}.{m}.bias"), &[n])?;
+            }
+        }
+        random(&mut w, &name("attn_output"), &[h, h])?;
+        random(&mut w, &name("ffn_gate"), &[shape.intermediate_size, h])?;
+        random(&mut w, &name("ffn_up"), &[shape.intermediate_size, h])?;
+        random(&mut w, &name("ffn_down"), &[h, shape.intermediate_size])?;
     }
     w.write(path)
 }

@@ -6,6 +6,9 @@ mod common;
 use std::sync::OnceLock;
 
 use burn::tensor::Device;
+use common::decoder_reference::{
+    assert_greedy_tokens_match, assert_hidden_states_match, assert_top10_logits_match,
+};
 use common::{fixture, floats, ids, model_path, rel_l2};
 use nr_backbone::llama::{GenerateOptions, Llm};
 
@@ -45,95 +48,28 @@ fn chat_template_renders_the_reference_prompts_and_ids() {
 
 #[test]
 fn hidden_states_match_transformers_at_every_stored_layer() {
-    let layers: Vec<usize> = reference()["layers"]
-        .as_array()
+    let layers: Vec<&String> = cases()[0]["hidden_last_token"]
+        .as_object()
         .unwrap()
-        .iter()
-        .map(|l| l.as_u64().unwrap() as usize)
+        .keys()
         .collect();
-    assert_eq!(layers, [0, 1, 15, 29, 30]);
+    assert_eq!(layers, ["0", "1", "15", "29", "30"]);
     for (c, case) in cases().iter().enumerate() {
-        let out = llm()
-            .forward(&[ids(&case["input_ids"])], &layers, false)
-            .unwrap()
-            .remove(0);
-        for &layer in &layers {
-            let want = floats(&case["hidden_last_token"][layer.to_string()]);
-            let err = rel_l2(&out.hidden[&layer].last(), &want);
-            assert!(
-                err < 1e-3,
-                "case {c} layer {layer} last token: rel L2 error {err:.2e}"
-            );
-        }
-        for (layer, want) in case["hidden_mean"].as_object().unwrap() {
-            let got = out.hidden[&layer.parse::<usize>().unwrap()].mean();
-            let err = rel_l2(&got, &floats(want));
-            assert!(
-                err < 1e-3,
-                "case {c} layer {layer} mean: rel L2 error {err:.2e}"
-            );
-        }
+        assert_hidden_states_match(llm(), case, &format!("case {c}"));
     }
 }
 
 #[test]
 fn top10_logits_match_transformers() {
     for (c, case) in cases().iter().enumerate() {
-        let out = llm()
-            .forward(&[ids(&case["input_ids"])], &[], true)
-            .unwrap()
-            .remove(0);
-        let logits = out.logits.unwrap();
-        let want_ids = ids(&case["logits_top10"]["ids"]);
-        let want_values = floats(&case["logits_top10"]["values"]);
-        for (&id, &value) in want_ids.iter().zip(&want_values) {
-            let got = logits[id as usize];
-            assert!(
-                (got - value).abs() < 1e-2,
-                "case {c} token {id}: logit {got} vs {value}"
-            );
-        }
-        // Our top-10 is the reference's, up to order among logits closer than the tolerance.
-        let mut order: Vec<u32> = (0..logits.len() as u32).collect();
-        order.sort_by(|&a, &b| logits[b as usize].total_cmp(&logits[a as usize]));
-        let tenth = want_values[9];
-        for &id in &order[..10] {
-            assert!(
-                want_ids.contains(&id) || (logits[id as usize] - tenth).abs() < 1e-2,
-                "case {c}: token {id} in our top 10 is not in the reference's"
-            );
-        }
+        assert_top10_logits_match(llm(), case, 1e-2, &format!("case {c}"));
     }
 }
 
 #[test]
 fn greedy_tokens_match_transformers_up_to_the_first_near_tie() {
-    let prompts: Vec<Vec<u32>> = cases().iter().map(|c| ids(&c["input_ids"])).collect();
-    let opts = GenerateOptions {
-        max_new_tokens: 24,
-        ..Default::default()
-    };
     // All cases generated as one left-padded batch with a shared KV cache.
-    let out = llm().generate(&prompts, &opts).unwrap();
-    for (c, (case, generated)) in cases().iter().zip(&out).enumerate() {
-        let want = ids(&case["greedy_24"]);
-        let margins = floats(&case["greedy_margins"]);
-        let stable = margins.iter().position(|&m| m < 0.05).unwrap_or(want.len());
-        assert!(
-            stable > 0,
-            "case {c} has a near-tie at step 0: nothing to compare"
-        );
-        assert!(
-            generated.ids.len() >= stable,
-            "case {c}: stopped after {} tokens",
-            generated.ids.len()
-        );
-        assert_eq!(
-            generated.ids[..stable],
-            want[..stable],
-            "case {c}: greedy tokens differ before step {stable}"
-        );
-    }
+    assert_greedy_tokens_match(llm(), cases(), "greedy_24");
 }
 
 #[test]

@@ -9,11 +9,11 @@ use nr_backbone::llama::{Llm, config_from_gguf};
 use nr_backbone::synthetic::{BertShape, LlamaShape, write_bert_folder, write_llama_gguf};
 use nr_backbone::teacher::{BertConfig, TeacherEncoder};
 
-#[test]
-fn smollm2_shape_matches_the_real_gguf() {
-    let real = GgufFile::open(&common::model_path("SmolLM2-135M-Instruct.Q4_1.gguf")).unwrap();
+/// The random model of `shape` and the real file have the same hyper-parameters and weight count.
+fn assert_shape_matches_real_gguf(file: &str, shape: &LlamaShape) {
+    let real = GgufFile::open(&common::model_path(file)).unwrap();
     let config = config_from_gguf(&real).unwrap();
-    let shape = LlamaShape::smollm2_135m();
+    assert_eq!(config.architecture, shape.family.architecture());
     assert_eq!(
         (
             config.vocab_size,
@@ -38,6 +38,22 @@ fn smollm2_shape_matches_the_real_gguf() {
     );
     let real_params: u64 = real.tensor_infos().iter().map(|t| t.n_elements()).sum();
     assert_eq!(shape.parameters() as u64, real_params);
+}
+
+#[test]
+fn smollm2_shape_matches_the_real_gguf() {
+    assert_shape_matches_real_gguf(
+        "SmolLM2-135M-Instruct.Q4_1.gguf",
+        &LlamaShape::smollm2_135m(),
+    );
+}
+
+#[test]
+fn qwen2_5_coder_shape_matches_the_real_gguf() {
+    assert_shape_matches_real_gguf(
+        "Qwen2.5-Coder-1.5B-Instruct.Q4_K_M.gguf",
+        &LlamaShape::qwen2_5_1_5b(),
+    );
 }
 
 #[test]

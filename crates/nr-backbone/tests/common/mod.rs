@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+pub mod decoder_reference;
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -15,7 +17,7 @@ pub fn model_path(name: &str) -> PathBuf {
     let p = repo_root().join("models").join(name);
     assert!(
         p.exists(),
-        "{} is missing: run `just models` (scripts/fetch-models.sh) first",
+        "{} is missing: run `just models --qwen` (scripts/fetch-models.sh) first",
         p.display()
     );
     p
@@ -30,6 +32,16 @@ pub fn fixture(name: &str) -> serde_json::Value {
             p.display()
         )
     });
+    serde_json::from_str(&text).unwrap()
+}
+
+/// A reference file this crate generated itself (`tests/fixtures/`, written by
+/// scripts/reference/), parsed.
+pub fn local_fixture(name: &str) -> serde_json::Value {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     serde_json::from_str(&text).unwrap()
 }
 

@@ -9,7 +9,7 @@ use nr_backbone::synthetic::{BertShape, LlamaShape, write_bert_folder, write_lla
 
 #[derive(Subcommand)]
 pub enum MakeModelCommand {
-    /// A Llama decoder as one GGUF file (Q8_0 matrices, byte-level tokenizer, ChatML template).
+    /// A Llama-family decoder as one GGUF file (Q8_0 matrices, byte-level tokenizer, ChatML template).
     Llama {
         #[arg(long, value_enum, default_value = "smollm2-135m")]
         shape: LlamaShapeName,
@@ -38,6 +38,12 @@ pub enum LlamaShapeName {
     Smollm2,
     /// 2 layers of width 64.
     Tiny,
+    /// Qwen2.5-Coder-1.5B-Instruct (qwen2: 28 layers, width 1536, q/k/v biases, untied output).
+    #[value(name = "qwen2-1.5b")]
+    Qwen2,
+    /// The tiny shape as a qwen2 decoder.
+    #[value(name = "qwen2-tiny")]
+    Qwen2Tiny,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -55,12 +61,15 @@ pub fn run(cmd: MakeModelCommand) -> Result<()> {
             let shape = match shape {
                 LlamaShapeName::Smollm2 => LlamaShape::smollm2_135m(),
                 LlamaShapeName::Tiny => LlamaShape::tiny(),
+                LlamaShapeName::Qwen2 => LlamaShape::qwen2_5_1_5b(),
+                LlamaShapeName::Qwen2Tiny => LlamaShape::qwen2_tiny(),
             };
             write_llama_gguf(&out, &shape, seed)
                 .with_context(|| format!("writing {}", out.display()))?;
             println!(
-                "{}: random llama, {} parameters, seed {seed}",
+                "{}: random {}, {} parameters, seed {seed}",
                 out.display(),
+                shape.family.architecture(),
                 shape.parameters()
             );
         }
