@@ -97,7 +97,8 @@ fn a_prompt_that_does_not_extend_the_cache_is_read_afresh() {
     assert_eq!(out.hidden[&30].len, a.len());
     // The same prompt again: its last token is run again.
     let again = llm.forward_extend(&mut cache, &a, &[30]).unwrap();
-    assert_eq!(again.hidden[&30].len, a.len());
+    assert_eq!(again.hidden[&30].len, 1);
+    assert!(rel_l2(&again.hidden[&30].last(), &out.hidden[&30].last()) < 1e-4);
     let other = llm.forward_extend(&mut cache, &b, &[30]).unwrap();
     assert_eq!(other.hidden[&30].len, b.len());
     assert_eq!(cache.stats.fresh, 2);
@@ -108,4 +109,46 @@ fn a_prompt_that_does_not_extend_the_cache_is_read_afresh() {
     let deeper = llm.forward_extend(&mut shallow, &longer, &[20]).unwrap();
     assert_eq!(deeper.hidden[&20].len, longer.len());
     assert!(llm.forward_extend(&mut shallow, &[], &[1]).is_err());
+}
+
+#[test]
+fn prompts_that_share_a_beginning_reuse_it_and_equal_the_whole_prompt() {
+    let llm = Llm::load(
+        &model_path("SmolLM2-135M-Instruct.Q4_1.gguf"),
+        &Device::flex(),
+    )
+    .unwrap();
+    let layers = [0, 16, 24, 30];
+    let chat = |text: &str| {
+        llm.chat_ids(&[serde_json::json!({"role": "user", "content": text})])
+            .unwrap()
+    };
+    // One-message prompts share the template's system part and the user header.
+    let first = chat("Who wrote the novel Dune?");
+    let second = chat("What is the boiling point of water at sea level?");
+    let shared = first
+        .iter()
+        .zip(&second)
+        .take_while(|(a, b)| a == b)
+        .count();
+    assert!(shared > 10, "the system part is shared: {shared} tokens");
+    let mut cache = PrefixCache::default();
+    llm.forward_extend(&mut cache, &first, &layers).unwrap();
+    let out = llm.forward_extend(&mut cache, &second, &layers).unwrap();
+    let whole = llm
+        .forward(std::slice::from_ref(&second), &layers, false)
+        .unwrap()
+        .remove(0);
+    for layer in layers {
+        let (new, all) = (&out.hidden[&layer], &whole.hidden[&layer]);
+        assert_eq!(new.len, second.len() - shared, "layer {layer}");
+        let err = rel_l2(&new.data, &all.data[shared * all.dim..]);
+        assert!(err < 1e-4, "layer {layer}: relative L2 error {err}");
+    }
+    assert_eq!(cache.tokens(), &second[..]);
+    assert_eq!(cache.stats.fresh, 1);
+    assert_eq!(cache.stats.reused, shared);
+    // Back to the first prompt: the shorter common part is kept, the rest recomputed.
+    let back = llm.forward_extend(&mut cache, &first, &layers).unwrap();
+    assert_eq!(back.hidden[&30].len, first.len() - shared);
 }

@@ -70,6 +70,17 @@ impl KvCache {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Keeps the first `len` positions of every layer (no-op when it holds no more).
+    pub fn truncate(&mut self, len: usize) {
+        for (k, v) in self.layers.iter_mut().flatten() {
+            let [b, h, s, d] = k.dims();
+            if s > len {
+                *k = k.clone().slice([0..b, 0..h, 0..len, 0..d]);
+                *v = v.clone().slice([0..b, 0..h, 0..len, 0..d]);
+            }
+        }
+    }
 }
 
 /// What one forward pass returns.

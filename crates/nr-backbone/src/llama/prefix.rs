@@ -1,7 +1,9 @@
 //! Conversation-incremental prefill: the keys and values of a prompt kept so that a later prompt
 //! that starts with it runs only its new tokens. Turn t+1 of a conversation repeats turn t's
 //! prompt (history, question, generation prompt) before its own answer and question, so reading a
-//! conversation turn by turn costs O(turns) tokens instead of O(turns^2).
+//! conversation turn by turn costs O(turns) tokens instead of O(turns^2). A prompt that shares only
+//! a beginning with the cached one (the chat template's system part, a conversation whose oldest
+//! turn the token budget dropped) reuses that common prefix.
 
 use std::collections::BTreeMap;
 
@@ -30,7 +32,8 @@ pub struct PrefixStats {
     pub computed: usize,
     /// Tokens whose keys and values came from the cache.
     pub reused: usize,
-    /// Prompts that did not extend the cached one (a new conversation, a dropped oldest turn).
+    /// Prompts that did not extend the cached one (a new conversation, a dropped oldest turn); they
+    /// still reuse the prefix they share with it, if any.
     pub fresh: usize,
 }
 
@@ -49,11 +52,11 @@ impl PrefixCache {
 }
 
 impl Llm {
-    /// Hidden states at `layers` of the tokens of `prompt` that follow the prompt in `cache`
-    /// (the longest cached prefix is reused; a prompt that does not start with the cached one, or
-    /// reads deeper layers than were cached, is read from scratch). Returns the states of the new
-    /// tokens only (`len` = number of new tokens, at least 1: a prompt equal to the cached one has
-    /// its last token run again) and leaves `prompt` in the cache.
+    /// Hidden states at `layers` of the tokens of `prompt` after the longest prefix it shares with
+    /// the prompt in `cache` (a prompt that reads deeper layers than were cached is read from
+    /// scratch). Returns the states of those new tokens only (`len` = number of new tokens, at
+    /// least 1: a prompt equal to the cached one has its last token run again) and leaves `prompt`
+    /// in the cache.
     pub fn forward_extend(
         &self,
         cache: &mut PrefixCache,
@@ -64,11 +67,20 @@ impl Llm {
         let n = self.num_layers();
         // Decoder layers to run: up to the deepest layer read (all of them for the final norm).
         let mut depth = layers.iter().copied().max().unwrap_or(0).min(n).max(1);
-        let extends = !cache.tokens.is_empty()
-            && cache.tokens.len() < prompt.len()
-            && prompt.starts_with(&cache.tokens)
-            && cache.depth >= depth;
-        if extends {
+        // At least one token runs, so that its states can be returned.
+        let shared = cache
+            .tokens
+            .iter()
+            .zip(prompt)
+            .take_while(|(a, b)| a == b)
+            .count()
+            .min(prompt.len() - 1);
+        if shared > 0 && cache.depth >= depth {
+            if shared < cache.tokens.len() {
+                cache.stats.fresh += 1;
+                cache.cache.truncate(shared);
+                cache.tokens.truncate(shared);
+            }
             // Every cached layer is extended, so a later call may read any of them.
             depth = cache.depth;
         } else {
