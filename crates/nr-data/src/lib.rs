@@ -37,7 +37,8 @@ pub use qrels::{Judgment, Qrels, QueryQrels};
 pub use run::{QueryRun, Run, ScoredDoc};
 pub use shared::{qrecc_offline, shared_path, shared_root};
 pub use standalone::{
-    CORPUS_SENTENCE_WORDS, corpus_sentence_turns, first_sentence, standalone_rewrite_turns,
+    CORPUS_SENTENCE_WORDS, WINDOW_WORDS, corpus_sentence_turns, first_sentence,
+    passage_window_turns, standalone_rewrite_turns,
 };
 
 /// The README examples, compiled and run as doctests.

@@ -3,8 +3,10 @@
 //! Extra training data for native heads, with no new labels. In a standalone turn the LLM reads a
 //! text as the only question, and the target is the teacher's embedding of that same text, so the
 //! head sees the mapping from "the LLM read X" to "the teacher embeds X" without a history to
-//! resolve. Two sources: the human rewrites of training turns ([`standalone_rewrite_turns`]) and
-//! the first sentences of passages of the collection ([`corpus_sentence_turns`]).
+//! resolve. Three sources: the human rewrites of training turns ([`standalone_rewrite_turns`]), the
+//! first sentences of passages of the collection ([`corpus_sentence_turns`]), and windows of
+//! consecutive sentences anywhere in them ([`passage_window_turns`], the unlabelled text a head is
+//! pre-trained on).
 
 use std::collections::HashSet;
 
@@ -94,6 +96,62 @@ pub fn corpus_sentence_turns(
             no,
             "corpus-sentence".to_string(),
         ));
+    }
+    out
+}
+
+/// Words a passage window must have: as many as a short query up to a long one.
+pub const WINDOW_WORDS: std::ops::RangeInclusive<usize> = 4..=60;
+
+/// Up to `n` standalone turns (source `passage-window`, numbered from `first_conversation_no`), each
+/// a window of 1 to `max_sentences` consecutive sentences of a passage (whitespace collapsed,
+/// [`WINDOW_WORDS`] words). Windows overlap, so a passage of s sentences gives up to
+/// `max_sentences * s` of them. They come in the order of the SHA-1 of (passage id, first sentence,
+/// length), a fixed pseudo-random order over every window of the collection: any first `n` are a
+/// sample of all passages, and a longer list extends a shorter one. Passages whose ids are in
+/// `exclude` (the gold passages of evaluation turns) are never read; repeated windows are dropped.
+pub fn passage_window_turns(
+    passages: &[Passage],
+    exclude: &HashSet<&str>,
+    max_sentences: usize,
+    n: usize,
+    first_conversation_no: u32,
+) -> Vec<QreccTurn> {
+    let mut windows: Vec<([u8; 20], String)> = Vec::new();
+    for passage in passages.iter().filter(|p| !exclude.contains(p.id.as_str())) {
+        let sentences: Vec<String> = passage
+            .contents
+            .split_sentence_bounds()
+            .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
+            .filter(|s| !s.is_empty())
+            .collect();
+        for start in 0..sentences.len() {
+            for len in 1..=max_sentences.min(sentences.len() - start) {
+                let text = sentences[start..start + len].join(" ");
+                if !WINDOW_WORDS.contains(&text.split(' ').count()) {
+                    continue;
+                }
+                let mut h = Sha1::new();
+                h.update(passage.id.as_bytes());
+                h.update([0]);
+                h.update((start as u64).to_le_bytes());
+                h.update((len as u64).to_le_bytes());
+                windows.push((h.finalize().into(), text));
+            }
+        }
+    }
+    windows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for (_, text) in windows {
+        if out.len() == n {
+            break;
+        }
+        if !seen.insert(text.clone()) {
+            continue;
+        }
+        let no = first_conversation_no + out.len() as u32;
+        out.push(standalone_turn(&text, no, "passage-window".to_string()));
     }
     out
 }
@@ -220,6 +278,47 @@ mod tests {
             corpus_sentence_turns(&passages, &exclude, 1, 7).len(),
             1,
             "at most n"
+        );
+    }
+
+    #[test]
+    fn passage_windows_cover_every_run_of_one_to_n_sentences_once_outside_excluded_passages() {
+        let passages = [
+            passage(
+                "p1",
+                "Dune is a novel by Frank Herbert.  It won the Hugo Award in 1966. Sequels followed soon.",
+            ),
+            passage("p2", "Dune is a novel by Frank Herbert. Ok."),
+            passage("gold", "Arrakis is the desert planet of the whole story."),
+        ];
+        let exclude: HashSet<&str> = ["gold"].into();
+        let out = passage_window_turns(&passages, &exclude, 2, 100, 5);
+        let mut texts: Vec<&str> = out.iter().map(|t| t.question.as_str()).collect();
+        // p1: its 3 sentences, and the 2 runs of two; p2: its first sentence repeats p1's, "Ok."
+        // is one word, and the pair of both has 8 words.
+        let listed = texts.clone();
+        texts.sort_unstable();
+        assert_eq!(
+            texts,
+            vec![
+                "Dune is a novel by Frank Herbert.",
+                "Dune is a novel by Frank Herbert. It won the Hugo Award in 1966.",
+                "Dune is a novel by Frank Herbert. Ok.",
+                "It won the Hugo Award in 1966.",
+                "It won the Hugo Award in 1966. Sequels followed soon.",
+            ]
+        );
+        assert!(!listed.iter().any(|t| t.contains("Arrakis")));
+        assert!(!listed.contains(&"Sequels followed soon."), "3 words");
+        assert!(out.iter().all(|t| t.rewrite == t.question
+            && t.context.is_empty()
+            && t.conversation_source == "passage-window"));
+        assert_eq!(out[0].id(), "5_1");
+        // A shorter list is the beginning of a longer one.
+        let three = passage_window_turns(&passages, &exclude, 2, 3, 5);
+        assert_eq!(
+            three.iter().map(|t| &t.question).collect::<Vec<_>>(),
+            out[..3].iter().map(|t| &t.question).collect::<Vec<_>>()
         );
     }
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{nr, shared_data, tiny_manifest};
+use common::{nr, nr_logged, shared_data, tiny_manifest};
 
 #[test]
 fn a_tiny_manifest_runs_every_stage_and_writes_parseable_outputs() {
@@ -273,4 +273,58 @@ fn generated_query_targets_generate_one_query_per_training_turn() {
         .as_f64()
         .unwrap();
     assert!((0.0..=1.0).contains(&r10));
+}
+
+#[test]
+fn pretraining_on_passage_windows_initialises_the_head_and_reuses_its_cached_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = tiny_manifest(dir.path());
+    let run = |texts: &str| {
+        let out = nr_logged(&[
+            "run",
+            manifest.to_str().unwrap(),
+            "--set",
+            "head.kind=linear",
+            "--set",
+            &format!("pretrain.texts={texts}"),
+            "--set",
+            "pretrain.chunk=16",
+            "--set",
+            "training.epochs=0",
+        ]);
+        let log = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "run: {log}");
+        let report: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("out/pretrain.json")).unwrap())
+                .unwrap();
+        (report, log)
+    };
+    let (report, _) = run("40");
+    assert_eq!(report["texts"], 40);
+    assert_eq!(report["method"], "ridge");
+    let held_out = report["heldout_windows"].as_u64().unwrap();
+    assert!(
+        (1..=1000).contains(&held_out),
+        "{held_out} held-out windows"
+    );
+    let pretrained = report["fidelity_pretrained"].as_f64().unwrap();
+    let last = report["fidelity_final"].as_f64().unwrap();
+    assert!((-1.0..=1.0).contains(&pretrained), "fidelity {pretrained}");
+    // No training epoch: the head the run ends with is the pre-trained one.
+    assert!((pretrained - last).abs() < 1e-9, "{pretrained} vs {last}");
+    assert!((0.0..=1.0).contains(&report["dev_mrr10"].as_f64().unwrap()));
+
+    // 48 windows extend the 40: chunks of 16 are cached, so only the third one is read afresh.
+    let (report, log) = run("48");
+    assert_eq!(report["texts"], 48);
+    let fresh: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("pretrain: hidden states of"))
+        .collect();
+    assert_eq!(fresh.len(), 1, "{fresh:?}");
+    assert!(
+        fresh[0].contains("hidden states of 16 turns"),
+        "{}",
+        fresh[0]
+    );
 }

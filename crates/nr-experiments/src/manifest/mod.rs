@@ -44,6 +44,9 @@ pub struct Manifest {
     /// The lexical part of the native head (off unless `enabled`).
     #[serde(default)]
     pub lexicon: LexiconSpec,
+    /// Teacher emulation on unlabelled text before training (off unless `texts > 0`).
+    #[serde(default)]
+    pub pretrain: PretrainSpec,
     #[serde(default)]
     pub evaluation: EvaluationSpec,
     /// The index the test queries are scored on: `kind = "exact"` (default: every score computed),
@@ -582,6 +585,99 @@ impl LexiconSpec {
     }
 }
 
+/// Teacher emulation from unlabelled text: before the dense head is trained on the QReCC turns, it
+/// is pre-trained to map the LLM's states of `texts` windows of the collection's passages (1 to
+/// `max_sentences` consecutive sentences, each read as a one-turn conversation; never a passage
+/// judged for dev or test) onto the teacher's embedding of the same window. Training then starts
+/// from the pre-trained head and keeps it if no epoch beats it on dev. See
+/// `nr_data::passage_window_turns`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PretrainSpec {
+    /// Windows to pre-train on (0: no pre-training).
+    pub texts: usize,
+    pub max_sentences: usize,
+    /// `ridge` (linear heads: the closed-form map, its penalty among `training.ridge_lambdas`
+    /// chosen on dev) or `align` (any head: gradient training with the alignment loss).
+    pub method: PretrainMethod,
+    /// Settings of the `align` method (batch size, warm-up, decay and seed: `[training]`'s).
+    pub epochs: usize,
+    pub lr: f64,
+    pub patience: usize,
+    /// Windows whose hidden states are cached together: a longer pre-training reuses a shorter
+    /// one's chunks.
+    pub chunk: usize,
+}
+
+/// How [`PretrainSpec`] fits the head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PretrainMethod {
+    Ridge,
+    Align,
+}
+
+impl Default for PretrainSpec {
+    fn default() -> Self {
+        Self {
+            texts: 0,
+            max_sentences: 3,
+            method: PretrainMethod::Ridge,
+            epochs: 10,
+            lr: 1e-3,
+            patience: 3,
+            chunk: 5000,
+        }
+    }
+}
+
+impl PretrainSpec {
+    /// Whether the head is pre-trained at all.
+    pub fn enabled(&self) -> bool {
+        self.texts > 0
+    }
+
+    /// Values that parse but make no sense, each naming its key.
+    pub fn check(
+        &self,
+        training: &TrainingSpec,
+        head: &HeadSpec,
+    ) -> std::result::Result<(), String> {
+        if !self.enabled() {
+            return Ok(());
+        }
+        for (key, v) in [
+            ("pretrain.max_sentences", self.max_sentences),
+            ("pretrain.chunk", self.chunk),
+            ("pretrain.patience", self.patience),
+        ] {
+            if v == 0 {
+                return Err(format!("{key}: must be at least 1"));
+            }
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(format!(
+                "pretrain.lr: must be a positive number, got {}",
+                self.lr
+            ));
+        }
+        if training.init != HeadInit::Random {
+            return Err(
+                "pretrain.texts > 0 with training.init = \"ridge\": the pre-trained head is the \
+                 initialisation; set one of them"
+                    .into(),
+            );
+        }
+        if self.method == PretrainMethod::Ridge && head.kind != HeadKind::Linear {
+            return Err(format!(
+                "pretrain.method = \"ridge\" fits linear heads only (head.kind = {:?}); use \"align\"",
+                head.kind
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// How a head's weights are initialised before gradient training.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -669,6 +765,7 @@ impl Manifest {
     pub fn check(&self) -> std::result::Result<(), String> {
         self.head.check()?;
         self.lexicon.check()?;
+        self.pretrain.check(&self.training, &self.head)?;
         let (d, b, l, t, e) = (
             &self.data,
             &self.backbone,
@@ -742,9 +839,9 @@ impl Manifest {
         if l.use_terms.is_empty() {
             return Err("losses.use_terms: needs at least one loss term".into());
         }
-        if t.init == HeadInit::Random && t.epochs == 0 {
+        if t.init == HeadInit::Random && t.epochs == 0 && !self.pretrain.enabled() {
             return Err(
-                "training.epochs: 0 trains nothing from a random start (only `init = \"ridge\"` may skip training)"
+                "training.epochs: 0 trains nothing from a random start (only `init = \"ridge\"` or pre-training may skip training)"
                     .into(),
             );
         }

@@ -21,7 +21,7 @@ pub struct Split {
 }
 
 impl Split {
-    fn new(name: &'static str, turns: Vec<QreccTurn>, qrels: Qrels) -> Self {
+    pub fn new(name: &'static str, turns: Vec<QreccTurn>, qrels: Qrels) -> Self {
         let parts = vec![turns.len()];
         Self {
             name,
@@ -118,7 +118,7 @@ impl ExperimentData {
 
 /// The next multiple of 1,000,000 above every conversation number in `turns`: where generated
 /// standalone turns are numbered, clear of real conversations.
-fn next_million(turns: &[QreccTurn]) -> u32 {
+pub fn next_million(turns: &[QreccTurn]) -> u32 {
     turns.iter().map(|t| t.conversation_no).max().unwrap_or(0) / 1_000_000 * 1_000_000 + 1_000_000
 }
 

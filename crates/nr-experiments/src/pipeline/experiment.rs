@@ -14,6 +14,7 @@ use nr_data::{CacheKeyBuilder, QreccTurn, TensorCache, file_sha256};
 
 use super::cached;
 use super::dataset::{ExperimentData, Split};
+use super::pretrain::PRETRAIN;
 use super::teacher_side::Teacher;
 use crate::manifest::Prefill;
 use crate::manifest::{HiddenSource, Manifest, QueryTokensTrain};
@@ -155,8 +156,11 @@ impl Experiment {
         let prompts = f.source_prompts(&self.llm, &convs)?;
         let queries = match f.source {
             HiddenSource::Context => None,
+            // Pre-training windows: the text itself is the query, as a human rewrite would be.
             HiddenSource::QueryTokens
-                if name == "train" && b.query_tokens_train == QueryTokensTrain::HumanRewrite =>
+                if name == PRETRAIN
+                    || (name == "train"
+                        && b.query_tokens_train == QueryTokensTrain::HumanRewrite) =>
             {
                 Some(turns.iter().map(|t| t.rewrite.clone()).collect::<Vec<_>>())
             }

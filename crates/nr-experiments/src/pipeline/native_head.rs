@@ -7,6 +7,7 @@ use burn::tensor::Device;
 use nr_head::{Head, HeadConfig, HeadMeta};
 
 use super::evaluate::SystemVectors;
+use super::pretrain::pretrain_head;
 use super::{Experiment, RunOptions, targets};
 use crate::latency::LATENCY_SAMPLE;
 use crate::manifest::{HeadInit, TrainingSpec};
@@ -19,6 +20,9 @@ use crate::vectors::Vectors;
 
 /// The system name of the native encoder's rows in reports.
 pub const NATIVE: &str = "native";
+
+/// The pre-training stage's figures inside a run's output folder.
+pub const PRETRAIN_REPORT: &str = "pretrain.json";
 
 /// The encoder folder inside a run's output folder.
 pub fn encoder_dir(output: &std::path::Path) -> std::path::PathBuf {
@@ -38,7 +42,7 @@ pub fn head_meta(ctx: &Experiment) -> HeadMeta {
 
 /// Fits the ridge initialisation for every penalty of `training.ridge_lambdas`, keeps the one with
 /// the best dev MRR@10 and saves it as `dir/ridge-head`; returns that stem.
-fn ridge_init(
+pub(super) fn ridge_init(
     config: &HeadConfig,
     meta: &HeadMeta,
     training: &TrainingSpec,
@@ -104,7 +108,22 @@ pub fn train_native(
         passages,
     };
     std::fs::create_dir_all(&dir)?;
+    let pretrained = if m.pretrain.enabled() {
+        Some(pretrain_head(
+            ctx,
+            &config,
+            &meta,
+            &standardizer,
+            &dev_x,
+            passages,
+            opts,
+            &m.output.join("pretrain"),
+        )?)
+    } else {
+        None
+    };
     let init = match m.training.init {
+        _ if pretrained.is_some() => pretrained.as_ref().map(|p| p.stem.clone()),
         HeadInit::Random => None,
         HeadInit::Ridge => Some(ridge_init(
             &config,
@@ -132,6 +151,9 @@ pub fn train_native(
         state.best_dev_mrr10,
         state.best_epoch
     );
+    if let Some(p) = pretrained {
+        p.finish(&head, ctx, &m.output.join(PRETRAIN_REPORT))?;
+    }
     // The lexical part: fitted without labels, its mix with the dense vector chosen on dev.
     let lexicon = if m.lexicon.enabled {
         let dense_dev = encode_head(&head, &dev_x, &ctx.device)?;

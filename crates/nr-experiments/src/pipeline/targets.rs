@@ -20,7 +20,6 @@ pub fn targets(
     passages: &Vectors,
     opts: &RunOptions,
 ) -> Result<TrainTargets> {
-    let ids = split.ids();
     let queries: Vec<String> = match ctx.manifest.losses.target {
         TargetQuery::Rewrite => split.turns.iter().map(|t| t.rewrite.clone()).collect(),
         // Generated per cached part, as the `query_tokens` features are.
@@ -31,7 +30,18 @@ pub fn targets(
             .collect::<Result<Vec<_>>>()?
             .concat(),
     };
-    let teacher_query = ctx.teacher.queries(&ids, &queries, &ctx.cache, false)?;
+    targets_of_queries(ctx, split, &queries, passages)
+}
+
+/// Targets of every turn of `split` whose target query text is `queries[i]`.
+pub fn targets_of_queries(
+    ctx: &Experiment,
+    split: &Split,
+    queries: &[String],
+    passages: &Vectors,
+) -> Result<TrainTargets> {
+    let ids = split.ids();
+    let teacher_query = ctx.teacher.queries(&ids, queries, &ctx.cache, false)?;
     let index: HashMap<&str, usize> = passages
         .ids
         .iter()

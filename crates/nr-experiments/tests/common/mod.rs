@@ -44,6 +44,16 @@ pub fn nr(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// [`nr`] with the info-level log on stderr, for tests that read what a run did.
+pub fn nr_logged(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nr"))
+        .args(args)
+        .current_dir(root())
+        .env("NR_LOG", "info")
+        .output()
+        .unwrap()
+}
+
 /// Fails the test with the command's stderr unless it succeeded.
 pub fn assert_ok(out: &Output) {
     assert!(

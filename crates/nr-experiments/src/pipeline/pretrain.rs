@@ -1,0 +1,273 @@
+//! The pre-training stage: teacher emulation from unlabelled text. The dense head learns to map
+//! the LLM's states of passage windows (each read as a one-turn conversation) onto the teacher's
+//! embedding of the same window, before it is trained on the QReCC turns (`[pretrain]` of the
+//! manifest). Its fidelity, the mean cosine between the head's vector and the teacher's embedding,
+//! is measured on windows of the passages that dev and test turns are judged against, which no
+//! stage ever trains on.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use nr_data::{QreccTurn, Qrels, passage_window_turns};
+use nr_head::{Head, HeadConfig, HeadMeta};
+use serde::Serialize;
+
+use super::dataset::{Split, gold_ids, next_million};
+use super::native_head::ridge_init;
+use super::targets::targets_of_queries;
+use super::{Experiment, RunOptions};
+use crate::manifest::{LossTerm, PretrainMethod};
+use crate::native::{HeadInputs, Standardizer, encode_head};
+use crate::train::trainer::{FitData, fit};
+use crate::vectors::Vectors;
+
+/// The split name of the pre-training windows (their hidden states are cached under it).
+pub const PRETRAIN: &str = "pretrain";
+
+/// Held-out windows the fidelity is measured on.
+const FIDELITY_WINDOWS: usize = 1000;
+
+/// What the pre-training stage produced, written to `OUTPUT/pretrain.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PretrainReport {
+    pub texts: usize,
+    pub method: PretrainMethod,
+    /// Dev MRR@10 of the pre-trained head alone (no fine-tuning, no lexicon).
+    pub dev_mrr10: f64,
+    /// Held-out windows the fidelities are measured on.
+    pub heldout_windows: usize,
+    /// Mean cosine with the teacher on held-out windows: the pre-trained head, then the final one.
+    pub fidelity_pretrained: f64,
+    pub fidelity_final: Option<f64>,
+}
+
+/// The pre-trained head (a saved head's stem, the initialisation of the training that follows),
+/// with the held-out windows' inputs and teacher embeddings to measure the final head on.
+pub struct Pretrained {
+    pub stem: PathBuf,
+    pub report: PretrainReport,
+    heldout_x: HeadInputs,
+    heldout_y: Vec<f32>,
+}
+
+impl Pretrained {
+    /// Records the fidelity of the head that training ended with and writes the report.
+    pub fn finish(mut self, head: &Head, ctx: &Experiment, path: &Path) -> Result<PretrainReport> {
+        let v = encode_head(head, &self.heldout_x, &ctx.device)?;
+        self.report.fidelity_final =
+            Some(mean_cosine(&v, &self.heldout_y, ctx.teacher.encoder.dim()));
+        tracing::info!(
+            "pre-training: fidelity on {} held-out windows, pre-trained {:.4}, final {:.4}",
+            self.report.heldout_windows,
+            self.report.fidelity_pretrained,
+            self.report.fidelity_final.unwrap_or(f64::NAN)
+        );
+        crate::atomic_file::write_atomic(
+            path,
+            serde_json::to_string_pretty(&self.report)?.as_bytes(),
+        )?;
+        Ok(self.report)
+    }
+}
+
+/// Mean row-wise cosine of two sets of `dim`-wide rows (zero rows count as 0).
+pub fn mean_cosine(a: &[f32], b: &[f32], dim: usize) -> f64 {
+    let rows = a.len() / dim;
+    let mut sum = 0.0f64;
+    for (x, y) in a.chunks_exact(dim).zip(b.chunks_exact(dim)) {
+        let dot: f64 = x
+            .iter()
+            .zip(y)
+            .map(|(p, q)| (*p as f64) * (*q as f64))
+            .sum();
+        let nx: f64 = x.iter().map(|p| (*p as f64).powi(2)).sum::<f64>().sqrt();
+        let ny: f64 = y.iter().map(|q| (*q as f64).powi(2)).sum::<f64>().sqrt();
+        if nx > 0.0 && ny > 0.0 {
+            sum += dot / (nx * ny);
+        }
+    }
+    sum / rows.max(1) as f64
+}
+
+/// A split of standalone window turns, cached in parts of `chunk` turns.
+fn window_split(turns: Vec<QreccTurn>, chunk: usize) -> Split {
+    let mut split = Split::new(PRETRAIN, turns, Qrels::default());
+    let n = split.turns.len();
+    split.parts = (0..n.div_ceil(chunk))
+        .map(|i| chunk.min(n - i * chunk))
+        .collect();
+    split
+}
+
+/// Pre-trains the dense head as `[pretrain]` says, saves it under `dir`, and measures it on dev
+/// (MRR@10) and on held-out windows (fidelity). `dev_x` is standardised already.
+#[allow(clippy::too_many_arguments)]
+pub fn pretrain_head(
+    ctx: &Experiment,
+    config: &HeadConfig,
+    meta: &HeadMeta,
+    standardizer: &Standardizer,
+    dev_x: &HeadInputs,
+    passages: &Vectors,
+    opts: &RunOptions,
+    dir: &Path,
+) -> Result<Pretrained> {
+    let m = &ctx.manifest;
+    let spec = &m.pretrain;
+    let data = &ctx.data;
+    let held_out: HashSet<&str> = [&data.dev, &data.test]
+        .into_iter()
+        .flat_map(gold_ids)
+        .collect();
+    let first_no = next_million(&data.train.turns).max(next_million(&data.dev.turns));
+    let windows = passage_window_turns(
+        &data.passages,
+        &held_out,
+        spec.max_sentences,
+        spec.texts,
+        first_no,
+    );
+    anyhow::ensure!(
+        !windows.is_empty(),
+        "pretrain.texts = {}: the collection gives no window outside the dev and test gold passages",
+        spec.texts
+    );
+    if windows.len() < spec.texts {
+        tracing::warn!(
+            "pretrain.texts = {}: the collection gives {} windows; pre-training on those",
+            spec.texts,
+            windows.len()
+        );
+    }
+    let split = window_split(windows, spec.chunk);
+    tracing::info!(
+        "pre-training on {} passage windows ({} cached parts)",
+        split.turns.len(),
+        split.parts.len()
+    );
+    let mut x = ctx.head_inputs(&split, opts)?;
+    standardizer.apply(&mut x);
+    let texts: Vec<String> = split.turns.iter().map(|t| t.rewrite.clone()).collect();
+    let y = targets_of_queries(ctx, &split, &texts, passages)?;
+
+    let fit_data = FitData {
+        train_x: &x,
+        train_y: &y,
+        dev_x,
+        dev_ids: &data.dev.ids(),
+        dev_qrels: &data.dev.qrels,
+        passages,
+    };
+    std::fs::create_dir_all(dir)?;
+    let stem = match spec.method {
+        PretrainMethod::Ridge => {
+            ridge_init(config, meta, &m.training, &x, &fit_data, &ctx.device, dir)?
+        }
+        PretrainMethod::Align => {
+            let training = crate::manifest::TrainingSpec {
+                epochs: spec.epochs,
+                lr: spec.lr,
+                patience: spec.patience,
+                ..m.training.clone()
+            };
+            let losses = crate::manifest::LossSpec {
+                use_terms: vec![LossTerm::Align],
+                ..m.losses.clone()
+            };
+            fit(
+                config,
+                meta,
+                &training,
+                &losses,
+                &fit_data,
+                &ctx.device,
+                dir,
+                opts.resume,
+                None,
+            )?;
+            dir.join("best-head")
+        }
+    };
+    let head = Head::load(&stem, meta, &ctx.device)?;
+    let dev_mrr10 = crate::train::trainer::dev_mrr10(&head, &fit_data, &ctx.device)?;
+
+    // Fidelity on windows of the held-out passages (never trained on).
+    let gold: Vec<nr_data::Passage> = data
+        .passages
+        .iter()
+        .filter(|p| held_out.contains(p.id.as_str()))
+        .cloned()
+        .collect();
+    let heldout = window_split(
+        passage_window_turns(
+            &gold,
+            &HashSet::new(),
+            spec.max_sentences,
+            FIDELITY_WINDOWS,
+            first_no + 500_000,
+        ),
+        spec.chunk,
+    );
+    let mut heldout_x = ctx.head_inputs(&heldout, opts)?;
+    standardizer.apply(&mut heldout_x);
+    let heldout_texts: Vec<String> = heldout.turns.iter().map(|t| t.rewrite.clone()).collect();
+    let heldout_y = ctx
+        .teacher
+        .queries(&heldout.ids(), &heldout_texts, &ctx.cache, false)?
+        .data;
+    let v = encode_head(&head, &heldout_x, &ctx.device)?;
+    let fidelity = mean_cosine(&v, &heldout_y, ctx.teacher.encoder.dim());
+    tracing::info!(
+        "pre-trained head ({} windows, {:?}): dev MRR@10 {dev_mrr10:.4}, fidelity {fidelity:.4} on {} held-out windows",
+        split.turns.len(),
+        spec.method,
+        heldout.turns.len()
+    );
+    Ok(Pretrained {
+        stem,
+        report: PretrainReport {
+            texts: split.turns.len(),
+            method: spec.method,
+            dev_mrr10,
+            heldout_windows: heldout.turns.len(),
+            fidelity_pretrained: fidelity,
+            fidelity_final: None,
+        },
+        heldout_x,
+        heldout_y,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mean_cosine_is_the_average_of_row_cosines() {
+        // Rows: identical (1), orthogonal (0), opposite and scaled (-1).
+        let a = [1.0, 0.0, 0.0, 2.0, 3.0, 4.0];
+        let b = [2.0, 0.0, 5.0, 0.0, -0.3, -0.4];
+        assert!((mean_cosine(&a, &b, 2) - 0.0).abs() < 1e-12);
+        assert!((mean_cosine(&a[..2], &b[..2], 2) - 1.0).abs() < 1e-12);
+        assert!((mean_cosine(&a[4..], &b[4..], 2) + 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn windows_are_cached_in_chunks() {
+        let turns: Vec<QreccTurn> = (0..12)
+            .map(|i| QreccTurn {
+                context: Vec::new(),
+                question: format!("text {i}"),
+                rewrite: format!("text {i}"),
+                answer: String::new(),
+                answer_url: String::new(),
+                conversation_no: i,
+                turn_no: 1,
+                conversation_source: "passage-window".into(),
+            })
+            .collect();
+        assert_eq!(window_split(turns.clone(), 5).parts, [5, 5, 2]);
+        assert_eq!(window_split(turns, 12).parts, [12]);
+    }
+}
