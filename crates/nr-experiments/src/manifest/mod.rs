@@ -924,6 +924,69 @@ mod tests {
         }
     }
 
+    #[test]
+    fn pretraining_settings_that_cannot_work_are_errors_naming_file_and_key() {
+        let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let ok = Manifest::load(
+            &quickstart(),
+            &set(&[
+                "pretrain.texts=100",
+                "training.init=\"random\"",
+                "training.epochs=0",
+            ]),
+        )
+        .unwrap();
+        assert!(ok.pretrain.enabled());
+        assert_eq!(ok.pretrain.method, PretrainMethod::Ridge);
+        for (sets, key) in [
+            (
+                vec!["pretrain.texts=100", "training.init=\"ridge\""],
+                "training.init",
+            ),
+            (
+                vec![
+                    "pretrain.texts=100",
+                    "training.init=\"random\"",
+                    "head.kind=\"mlp\"",
+                ],
+                "pretrain.method",
+            ),
+            (
+                vec![
+                    "pretrain.texts=100",
+                    "training.init=\"random\"",
+                    "pretrain.chunk=0",
+                ],
+                "pretrain.chunk",
+            ),
+            (
+                vec![
+                    "pretrain.texts=100",
+                    "training.init=\"random\"",
+                    "pretrain.lr=-1.0",
+                ],
+                "pretrain.lr",
+            ),
+        ] {
+            let err = Manifest::load(&quickstart(), &set(&sets))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("quickstart.toml") && err.contains(key),
+                "{sets:?}: {err}"
+            );
+            assert!(!err.contains('\n'), "{err}");
+        }
+        // Without pre-training, a random start still needs epochs.
+        let err = Manifest::load(
+            &quickstart(),
+            &set(&["training.init=\"random\"", "training.epochs=0"]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("training.epochs"), "{err}");
+    }
+
     /// The quickstart manifest with `from` replaced by `to`, written to a temporary file; the
     /// error of loading it.
     fn load_error(from: &str, to: &str) -> String {
