@@ -312,7 +312,14 @@ fn pretraining_on_passage_windows_initialises_the_head_and_reuses_its_cached_chu
     assert!((-1.0..=1.0).contains(&pretrained), "fidelity {pretrained}");
     // No training epoch: the head the run ends with is the pre-trained one.
     assert!((pretrained - last).abs() < 1e-9, "{pretrained} vs {last}");
-    assert!((0.0..=1.0).contains(&report["dev_mrr10"].as_f64().unwrap()));
+    let pretrained_mrr = report["dev_mrr10"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&pretrained_mrr));
+    // Training started from the pre-trained head: dev saw the same head at epoch 0.
+    let selection: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("out/selection.json")).unwrap())
+            .unwrap();
+    assert_eq!(selection["dense_best_epoch"], 0);
+    assert!((selection["dense_dev_mrr10"].as_f64().unwrap() - pretrained_mrr).abs() < 1e-12);
 
     // 48 windows extend the 40: chunks of 16 are cached, so only the third one is read afresh.
     let (report, log) = run("48");

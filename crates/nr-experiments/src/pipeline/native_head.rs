@@ -24,6 +24,19 @@ pub const NATIVE: &str = "native";
 /// The pre-training stage's figures inside a run's output folder.
 pub const PRETRAIN_REPORT: &str = "pretrain.json";
 
+/// The dev figures every choice of the native encoder was made on, inside a run's output folder.
+pub const SELECTION_REPORT: &str = "selection.json";
+
+/// What dev chose: the dense head's epoch and dev MRR@10, and with the lexicon its mix and the
+/// native encoder's dev MRR@10.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Selection {
+    pub dense_best_epoch: usize,
+    pub dense_dev_mrr10: f64,
+    pub lexicon_mix: Option<nr_head::LexicalMix>,
+    pub native_dev_mrr10: f64,
+}
+
 /// The encoder folder inside a run's output folder.
 pub fn encoder_dir(output: &std::path::Path) -> std::path::PathBuf {
     output.join("head")
@@ -155,13 +168,25 @@ pub fn train_native(
         p.finish(&head, ctx, &m.output.join(PRETRAIN_REPORT))?;
     }
     // The lexical part: fitted without labels, its mix with the dense vector chosen on dev.
+    let mut selection = Selection {
+        dense_best_epoch: state.best_epoch,
+        dense_dev_mrr10: state.best_dev_mrr10,
+        lexicon_mix: None,
+        native_dev_mrr10: state.best_dev_mrr10,
+    };
     let lexicon = if m.lexicon.enabled {
         let dense_dev = encode_head(&head, &dev_x, &ctx.device)?;
         let chosen = ctx.train_lexicon(passages, &train_y, &dense_dev, opts)?;
+        selection.lexicon_mix = Some(chosen.mix);
+        selection.native_dev_mrr10 = chosen.dev_mrr10;
         Some((chosen.lexicon, chosen.mix))
     } else {
         None
     };
+    crate::atomic_file::write_atomic(
+        &m.output.join(SELECTION_REPORT),
+        serde_json::to_string_pretty(&selection)?.as_bytes(),
+    )?;
     drop((train_x, dev_x));
     let encoder = NativeEncoder::new(
         ctx.features.clone(),

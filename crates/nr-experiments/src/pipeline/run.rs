@@ -59,13 +59,16 @@ pub fn run(manifest: Manifest, opts: &RunOptions) -> Result<PathBuf> {
 /// What a run writes besides the resolved manifest; a new run clears them first, so a folder never
 /// holds results of another configuration beside its manifest (`metrics.json` first: a clearing
 /// that stops half way leaves no result).
-const RUN_OUTPUTS: [&str; 6] = [
+const RUN_OUTPUTS: [&str; 9] = [
     "metrics.json",
     "report.md",
     "runs",
     "vectors",
     "head",
     "training",
+    native_head::SELECTION_REPORT,
+    native_head::PRETRAIN_REPORT,
+    "pretrain",
 ];
 
 /// Every system's test query vectors as Parquet (`OUTPUT/vectors/<system>.parquet`): for pandas,
