@@ -30,6 +30,11 @@ ablate:
     cargo run --release -p nr-experiments -- run experiments/ablation-init.toml
     cargo run --release -p nr-experiments -- run experiments/ablation-lexicon.toml
 
+# docs/results.md's pre-training curve: the shipped manifest with the dense head pre-trained on 0, 5k, 10k
+# and 20k passage windows -> results/pretrain-curve.md (scripts/pretrain-curve.sh).
+pretrain-curve *ARGS:
+    bash scripts/pretrain-curve.sh {{ARGS}}
+
 # Cross-backend test (flex vs wgpu; lavapipe installed via apt-get when there is no Vulkan driver).
 test-wgpu *ARGS:
     bash scripts/test-wgpu.sh {{ARGS}}

@@ -7,7 +7,8 @@ use std::sync::OnceLock;
 
 use burn::tensor::Device;
 use common::decoder_reference::{
-    assert_greedy_tokens_match, assert_hidden_states_match, assert_top10_logits_match,
+    assert_chat_template_matches, assert_greedy_tokens_match, assert_hidden_states_match,
+    assert_top10_logits_match,
 };
 use common::{fixture, floats, ids, model_path, rel_l2};
 use nr_backbone::llama::{GenerateOptions, Llm};
@@ -34,16 +35,7 @@ fn cases() -> &'static [serde_json::Value] {
 
 #[test]
 fn chat_template_renders_the_reference_prompts_and_ids() {
-    for case in cases() {
-        let prompt = llm()
-            .render_chat(case["messages"].as_array().unwrap())
-            .unwrap();
-        assert_eq!(prompt, case["prompt"].as_str().unwrap());
-        assert_eq!(
-            llm().tokenizer.encode(&prompt).unwrap(),
-            ids(&case["input_ids"])
-        );
-    }
+    assert_chat_template_matches(llm(), cases());
 }
 
 #[test]

@@ -7,6 +7,21 @@ use nr_backbone::llama::{GenerateOptions, Llm};
 
 use super::{floats, ids, rel_l2};
 
+/// The chat template renders each case's messages as the reference prompt, tokenized to its ids.
+pub fn assert_chat_template_matches(llm: &Llm, cases: &[serde_json::Value]) {
+    for (c, case) in cases.iter().enumerate() {
+        let prompt = llm
+            .render_chat(case["messages"].as_array().unwrap())
+            .unwrap();
+        assert_eq!(prompt, case["prompt"].as_str().unwrap(), "case {c}");
+        assert_eq!(
+            llm.tokenizer.encode(&prompt).unwrap(),
+            ids(&case["input_ids"]),
+            "case {c}"
+        );
+    }
+}
+
 /// Hidden states of the case's last token and mean over tokens within 1e-3 relative L2, at every
 /// layer the case stores.
 pub fn assert_hidden_states_match(llm: &Llm, case: &serde_json::Value, label: &str) {
