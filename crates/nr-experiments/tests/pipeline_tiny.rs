@@ -335,3 +335,61 @@ fn pretraining_on_passage_windows_initialises_the_head_and_reuses_its_cached_chu
         fresh[0]
     );
 }
+
+#[test]
+fn a_pretraining_killed_while_reading_windows_resumes_from_its_last_cached_chunk() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = tiny_manifest(dir.path());
+    let args = [
+        "run",
+        manifest.to_str().unwrap(),
+        "--set",
+        "head.kind=linear",
+        "--set",
+        "pretrain.texts=40",
+        "--set",
+        "pretrain.chunk=16",
+        "--set",
+        "training.epochs=0",
+    ];
+    let chunk_line = "pretrain: hidden states of";
+    // Windows come in chunks of 16, 16 and 8: killed (SIGKILL) once the second chunk has started,
+    // so the first is cached and the second is not.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nr"))
+        .args(args)
+        .current_dir(common::root())
+        .env("NR_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut started = 0;
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        if line.unwrap().contains(chunk_line) {
+            started += 1;
+            if started == 2 {
+                child.kill().unwrap();
+                break;
+            }
+        }
+    }
+    child.wait().unwrap();
+    assert_eq!(started, 2, "the run ended before its second chunk");
+    assert!(!dir.path().join("out/metrics.json").exists());
+
+    let out = nr_logged(&args);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "rerun: {log}");
+    let read: Vec<&str> = log.lines().filter(|l| l.contains(chunk_line)).collect();
+    assert_eq!(read.len(), 2, "{read:?}");
+    assert!(
+        read[0].contains("of 16 turns") && read[1].contains("of 8 turns"),
+        "{read:?}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("out/pretrain.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["texts"], 40);
+}

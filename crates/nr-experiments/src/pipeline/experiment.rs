@@ -14,7 +14,7 @@ use nr_data::{CacheKeyBuilder, QreccTurn, TensorCache, file_sha256};
 
 use super::cached;
 use super::dataset::{ExperimentData, Split};
-use super::pretrain::PRETRAIN;
+use super::pretrain::is_window_split;
 use super::teacher_side::Teacher;
 use crate::manifest::Prefill;
 use crate::manifest::{HiddenSource, Manifest, QueryTokensTrain};
@@ -158,7 +158,7 @@ impl Experiment {
             HiddenSource::Context => None,
             // Pre-training windows: the text itself is the query, as a human rewrite would be.
             HiddenSource::QueryTokens
-                if name == PRETRAIN
+                if is_window_split(name)
                     || (name == "train"
                         && b.query_tokens_train == QueryTokensTrain::HumanRewrite) =>
             {

@@ -25,6 +25,14 @@ use crate::vectors::Vectors;
 /// The split name of the pre-training windows (their hidden states are cached under it).
 pub const PRETRAIN: &str = "pretrain";
 
+/// The split name of the held-out windows the fidelity is measured on.
+pub const HELDOUT: &str = "pretrain-heldout";
+
+/// Whether split `name` holds passage windows, which the LLM reads as their own query.
+pub fn is_window_split(name: &str) -> bool {
+    name == PRETRAIN || name == HELDOUT
+}
+
 /// Held-out windows the fidelity is measured on.
 const FIDELITY_WINDOWS: usize = 1000;
 
@@ -91,8 +99,8 @@ pub fn mean_cosine(a: &[f32], b: &[f32], dim: usize) -> f64 {
 }
 
 /// A split of standalone window turns, cached in parts of `chunk` turns.
-fn window_split(turns: Vec<QreccTurn>, chunk: usize) -> Split {
-    let mut split = Split::new(PRETRAIN, turns, Qrels::default());
+fn window_split(name: &'static str, turns: Vec<QreccTurn>, chunk: usize) -> Split {
+    let mut split = Split::new(name, turns, Qrels::default());
     let n = split.turns.len();
     split.parts = (0..n.div_ceil(chunk))
         .map(|i| chunk.min(n - i * chunk))
@@ -140,7 +148,7 @@ pub fn pretrain_head(
             windows.len()
         );
     }
-    let split = window_split(windows, spec.chunk);
+    let split = window_split(PRETRAIN, windows, spec.chunk);
     tracing::info!(
         "pre-training on {} passage windows ({} cached parts)",
         split.turns.len(),
@@ -200,6 +208,7 @@ pub fn pretrain_head(
         .cloned()
         .collect();
     let heldout = window_split(
+        HELDOUT,
         passage_window_turns(
             &gold,
             &HashSet::new(),
@@ -267,7 +276,7 @@ mod tests {
                 conversation_source: "passage-window".into(),
             })
             .collect();
-        assert_eq!(window_split(turns.clone(), 5).parts, [5, 5, 2]);
-        assert_eq!(window_split(turns, 12).parts, [12]);
+        assert_eq!(window_split(PRETRAIN, turns.clone(), 5).parts, [5, 5, 2]);
+        assert_eq!(window_split(HELDOUT, turns, 12).parts, [12]);
     }
 }
