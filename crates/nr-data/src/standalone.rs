@@ -140,7 +140,7 @@ pub fn passage_window_turns(
             }
         }
     }
-    windows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    windows.sort_unstable_by_key(|w| w.0);
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     for (_, text) in windows {
