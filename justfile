@@ -21,7 +21,8 @@ bench *ARGS:
     bash scripts/bench.sh {{ARGS}}
 
 # Grids: losses x head kinds (results/ablation.*), losses x init (results/ablation-init/) and the losses with
-# the lexicon in the shipped setting (results/ablation-lexicon/); manifests in experiments/ablation*.toml.
+# the lexicon (results/ablation-lexicon/), then also with the shipped pre-training (results/ablation-pretrain/);
+# manifests in experiments/ablation*.toml.
 # The ablation grids of docs/results.md.
 ablate:
     bash scripts/fetch-models.sh
@@ -29,9 +30,10 @@ ablate:
     cargo run --release -p nr-experiments -- run experiments/ablation.toml
     cargo run --release -p nr-experiments -- run experiments/ablation-init.toml
     cargo run --release -p nr-experiments -- run experiments/ablation-lexicon.toml
+    cargo run --release -p nr-experiments -- run experiments/ablation-lexicon.toml --set pretrain.texts=41989 --set pretrain.method=align --set output=results/ablation-pretrain
 
-# docs/results.md's pre-training curve: the shipped manifest with the dense head pre-trained on 0, 5k, 10k
-# and 20k passage windows -> results/pretrain-curve.md (scripts/pretrain-curve.sh).
+# docs/results.md's pre-training curve: the shipped manifest with the dense head pre-trained by ridge and
+# by alignment on 0 to 41,989 passage windows -> results/pretrain-curve.md (scripts/pretrain-curve.sh).
 pretrain-curve *ARGS:
     bash scripts/pretrain-curve.sh {{ARGS}}
 
@@ -89,7 +91,7 @@ lint:
 lexicon-study:
     #!/usr/bin/env bash
     set -euo pipefail
-    run() { cargo run --release -p nr-experiments -- run experiments/qrecc-offline.toml --set training.init=ridge --set training.lr=3e-4 --set training.epochs=5 --set training.patience=2 --set 'losses.use_terms=["align","contrastive","rank"]' "$@"; }
+    run() { cargo run --release -p nr-experiments -- run experiments/qrecc-offline.toml --set pretrain.texts=0 --set training.init=ridge --set training.lr=3e-4 --set training.epochs=5 --set training.patience=2 --set 'losses.use_terms=["align","contrastive","rank"]' "$@"; }
     run --set output=runs/lexicon-ridge
     run --set 'lexicon.dense_weights=[0.0]' --set output=runs/lexicon-only
     run --set lexicon.epochs=0 --set output=runs/lexicon-nofit
