@@ -10,7 +10,7 @@ counts=${NR_PRETRAIN_TEXTS:-"0 5000 10000 20000 41989"}
 for method in ridge align; do
   for n in $counts; do
     out="runs/pretrain-$method-$n"
-    if [ -f "$out/metrics.json" ]; then echo "pretrain-curve: $out done, kept"; continue; fi
+    if [ -f "$out/metrics.json" ] && [ -f "$out/selection.json" ]; then echo "pretrain-curve: $out done, kept"; continue; fi
     cargo run --release -q -p nr-experiments -- run experiments/qrecc-offline.toml \
       --set "pretrain.texts=$n" --set "pretrain.method=$method" --set "output=$out" "$@"
   done
