@@ -2,14 +2,14 @@
 //!
 //! Throughput depends on a model's shape, not on its values, and a machine that cannot receive a
 //! 100 MB model file (the borrowed GPU machine takes 64 MiB per transfer) can still write one:
-//! [`write_llama_gguf`] writes a Llama-family decoder (Llama or Qwen2) as a GGUF v3 file (byte-level BPE tokenizer of the
-//! 256 byte symbols and ChatML special tokens, padded to the vocabulary size; a ChatML template),
-//! [`write_bert_folder`] a BERT encoder as a sentence-transformers folder (safetensors,
-//! `tokenizer.json`, mean pooling, normalisation). Both load with the ordinary loaders
-//! ([`crate::llama::Llm::load`], [`crate::teacher::TeacherEncoder::load`]) and are deterministic in
-//! their seed. Weights are uniform with standard deviation 0.02 (norm weights 1, BERT's biases 0, Qwen2's
-//! q/k/v biases random like the weights), the scale
-//! of a freshly initialised transformer, so activations stay finite through every layer.
+//! [`write_llama_gguf`] writes a Llama-family decoder (Llama or Qwen2) as a GGUF v3 file (byte-level
+//! BPE tokenizer of the 256 byte symbols and ChatML special tokens, padded to the vocabulary size; a
+//! ChatML template), [`write_bert_folder`] a BERT encoder as a sentence-transformers folder
+//! (safetensors, `tokenizer.json`, mean pooling, normalisation). Both load with the ordinary
+//! loaders ([`crate::llama::Llm::load`], [`crate::teacher::TeacherEncoder::load`]) and are
+//! deterministic in their seed. Weights are uniform with standard deviation 0.02 (norm weights 1,
+//! BERT's biases 0, Qwen2's q/k/v biases random like the weights), the scale of a freshly
+//! initialised transformer, so activations stay finite through every layer.
 
 use std::path::Path;
 

@@ -57,8 +57,34 @@ pub const CORPUS_SENTENCE_WORDS: std::ops::RangeInclusive<usize> = 6..=30;
 
 /// The first sentence of a passage (Unicode sentence boundaries, whitespace collapsed).
 pub fn first_sentence(text: &str) -> String {
-    let first = text.split_sentence_bounds().next().unwrap_or("");
-    first.split_whitespace().collect::<Vec<_>>().join(" ")
+    collapse_whitespace(text.split_sentence_bounds().next().unwrap_or(""))
+}
+
+/// `text` with every run of whitespace made one space, trimmed.
+fn collapse_whitespace(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Standalone turns of the first `n` distinct `texts`, numbered from `first_conversation_no`.
+fn distinct_turns(
+    texts: impl Iterator<Item = String>,
+    n: usize,
+    first_conversation_no: u32,
+    source: &str,
+) -> Vec<QreccTurn> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for text in texts {
+        if out.len() == n {
+            break;
+        }
+        if !seen.insert(text.clone()) {
+            continue;
+        }
+        let no = first_conversation_no + out.len() as u32;
+        out.push(standalone_turn(&text, no, source.to_string()));
+    }
+    out
 }
 
 /// Up to `n` standalone turns made of the first sentences of passages (source `corpus-sentence`),
@@ -78,26 +104,11 @@ pub fn corpus_sentence_turns(
         .map(|p| (Sha1::digest(p.id.as_bytes()).into(), p))
         .collect();
     order.sort_unstable_by_key(|(hash, _)| *hash);
-    let mut seen = HashSet::new();
-    let mut out = Vec::new();
-    for (_, passage) in order {
-        if out.len() == n {
-            break;
-        }
-        let sentence = first_sentence(&passage.contents);
-        if !CORPUS_SENTENCE_WORDS.contains(&sentence.split(' ').count())
-            || !seen.insert(sentence.clone())
-        {
-            continue;
-        }
-        let no = first_conversation_no + out.len() as u32;
-        out.push(standalone_turn(
-            &sentence,
-            no,
-            "corpus-sentence".to_string(),
-        ));
-    }
-    out
+    let sentences = order
+        .into_iter()
+        .map(|(_, passage)| first_sentence(&passage.contents))
+        .filter(|s| CORPUS_SENTENCE_WORDS.contains(&s.split(' ').count()));
+    distinct_turns(sentences, n, first_conversation_no, "corpus-sentence")
 }
 
 /// Words a passage window must have: as many as a short query up to a long one.
@@ -122,7 +133,7 @@ pub fn passage_window_turns(
         let sentences: Vec<String> = passage
             .contents
             .split_sentence_bounds()
-            .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
+            .map(collapse_whitespace)
             .filter(|s| !s.is_empty())
             .collect();
         for start in 0..sentences.len() {
@@ -141,19 +152,8 @@ pub fn passage_window_turns(
         }
     }
     windows.sort_unstable_by_key(|w| w.0);
-    let mut seen = HashSet::new();
-    let mut out = Vec::new();
-    for (_, text) in windows {
-        if out.len() == n {
-            break;
-        }
-        if !seen.insert(text.clone()) {
-            continue;
-        }
-        let no = first_conversation_no + out.len() as u32;
-        out.push(standalone_turn(&text, no, "passage-window".to_string()));
-    }
-    out
+    let texts = windows.into_iter().map(|(_, text)| text);
+    distinct_turns(texts, n, first_conversation_no, "passage-window")
 }
 
 #[cfg(test)]

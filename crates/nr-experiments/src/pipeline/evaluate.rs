@@ -200,25 +200,31 @@ pub fn fidelity(systems: &BTreeMap<String, Vectors>, reference: &str) -> BTreeMa
     let Some(r) = systems.get(reference) else {
         return BTreeMap::new();
     };
-    let cos = |a: &[f32], b: &[f32]| {
-        let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
-        let n = a.iter().map(|x| x * x).sum::<f32>().sqrt()
-            * b.iter().map(|x| x * x).sum::<f32>().sqrt();
-        (dot / n.max(1e-12)) as f64
-    };
     systems
         .iter()
         .filter(|(_, v)| v.ids == r.ids && v.dim == r.dim && !v.ids.is_empty())
-        .map(|(name, v)| {
-            (
-                name.clone(),
-                (0..v.ids.len())
-                    .map(|i| cos(v.row(i), r.row(i)))
-                    .sum::<f64>()
-                    / v.ids.len() as f64,
-            )
-        })
+        .map(|(name, v)| (name.clone(), mean_row_cosine(&v.data, &r.data, r.dim)))
         .collect()
+}
+
+/// Mean cosine of the rows of `a` with the rows of `b` at the same index (`dim` wide; a zero row
+/// counts as 0).
+pub fn mean_row_cosine(a: &[f32], b: &[f32], dim: usize) -> f64 {
+    let rows = a.len() / dim;
+    let mut sum = 0.0f64;
+    for (x, y) in a.chunks_exact(dim).zip(b.chunks_exact(dim)) {
+        let dot: f64 = x
+            .iter()
+            .zip(y)
+            .map(|(p, q)| (*p as f64) * (*q as f64))
+            .sum();
+        let nx: f64 = x.iter().map(|p| (*p as f64).powi(2)).sum::<f64>().sqrt();
+        let ny: f64 = y.iter().map(|q| (*q as f64).powi(2)).sum::<f64>().sqrt();
+        if nx > 0.0 && ny > 0.0 {
+            sum += dot / (nx * ny);
+        }
+    }
+    sum / rows.max(1) as f64
 }
 
 /// Whether each scored turn of `result` has a gold passage in its top 10.
@@ -312,6 +318,16 @@ mod tests {
         let agree = agreement_with_gte(&results, &qrels);
         assert_eq!(agree["native"], 0.5, "a (both hit) and b (both miss) of 4");
         assert_eq!(agree[GTE], 1.0);
+    }
+
+    #[test]
+    fn mean_row_cosine_is_the_average_of_row_cosines() {
+        // Rows: identical (1), orthogonal (0), opposite and scaled (-1).
+        let a = [1.0, 0.0, 0.0, 2.0, 3.0, 4.0];
+        let b = [2.0, 0.0, 5.0, 0.0, -0.3, -0.4];
+        assert!((mean_row_cosine(&a, &b, 2) - 0.0).abs() < 1e-12);
+        assert!((mean_row_cosine(&a[..2], &b[..2], 2) - 1.0).abs() < 1e-12);
+        assert!((mean_row_cosine(&a[4..], &b[4..], 2) + 1.0).abs() < 1e-12);
     }
 
     #[test]

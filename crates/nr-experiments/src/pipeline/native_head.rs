@@ -135,10 +135,10 @@ pub fn train_native(
     } else {
         None
     };
-    let init = match m.training.init {
-        _ if pretrained.is_some() => pretrained.as_ref().map(|p| p.stem.clone()),
-        HeadInit::Random => None,
-        HeadInit::Ridge => Some(ridge_init(
+    let init = match (&pretrained, m.training.init) {
+        (Some(p), _) => Some(p.stem.clone()),
+        (None, HeadInit::Random) => None,
+        (None, HeadInit::Ridge) => Some(ridge_init(
             &config,
             &meta,
             &m.training,

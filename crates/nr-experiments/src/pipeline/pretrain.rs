@@ -14,6 +14,7 @@ use nr_head::{Head, HeadConfig, HeadMeta};
 use serde::Serialize;
 
 use super::dataset::{Split, gold_ids, next_million};
+use super::evaluate::mean_row_cosine;
 use super::native_head::ridge_init;
 use super::targets::targets_of_queries;
 use super::{Experiment, RunOptions};
@@ -51,20 +52,33 @@ pub struct PretrainReport {
 }
 
 /// The pre-trained head (a saved head's stem, the initialisation of the training that follows),
-/// with the held-out windows' inputs and teacher embeddings to measure the final head on.
+/// with the held-out windows to measure the final head on.
 pub struct Pretrained {
     pub stem: PathBuf,
     pub report: PretrainReport,
-    heldout_x: HeadInputs,
-    heldout_y: Vec<f32>,
+    heldout: HeldoutWindows,
+}
+
+/// Windows of the dev and test gold passages, which nothing trains on: the head's (standardised)
+/// inputs and the teacher's embeddings.
+struct HeldoutWindows {
+    x: HeadInputs,
+    y: Vec<f32>,
+    dim: usize,
+}
+
+impl HeldoutWindows {
+    /// Mean cosine of `head`'s vectors with the teacher's embeddings.
+    fn fidelity(&self, head: &Head, device: &burn::tensor::Device) -> Result<f64> {
+        let v = encode_head(head, &self.x, device)?;
+        Ok(mean_row_cosine(&v, &self.y, self.dim))
+    }
 }
 
 impl Pretrained {
     /// Records the fidelity of the head that training ended with and writes the report.
     pub fn finish(mut self, head: &Head, ctx: &Experiment, path: &Path) -> Result<PretrainReport> {
-        let v = encode_head(head, &self.heldout_x, &ctx.device)?;
-        self.report.fidelity_final =
-            Some(mean_cosine(&v, &self.heldout_y, ctx.teacher.encoder.dim()));
+        self.report.fidelity_final = Some(self.heldout.fidelity(head, &ctx.device)?);
         tracing::info!(
             "pre-training: fidelity on {} held-out windows, pre-trained {:.4}, final {:.4}",
             self.report.heldout_windows,
@@ -77,25 +91,6 @@ impl Pretrained {
         )?;
         Ok(self.report)
     }
-}
-
-/// Mean row-wise cosine of two sets of `dim`-wide rows (zero rows count as 0).
-pub fn mean_cosine(a: &[f32], b: &[f32], dim: usize) -> f64 {
-    let rows = a.len() / dim;
-    let mut sum = 0.0f64;
-    for (x, y) in a.chunks_exact(dim).zip(b.chunks_exact(dim)) {
-        let dot: f64 = x
-            .iter()
-            .zip(y)
-            .map(|(p, q)| (*p as f64) * (*q as f64))
-            .sum();
-        let nx: f64 = x.iter().map(|p| (*p as f64).powi(2)).sum::<f64>().sqrt();
-        let ny: f64 = y.iter().map(|q| (*q as f64).powi(2)).sum::<f64>().sqrt();
-        if nx > 0.0 && ny > 0.0 {
-            sum += dot / (nx * ny);
-        }
-    }
-    sum / rows.max(1) as f64
 }
 
 /// A split of standalone window turns, cached in parts of `chunk` turns.
@@ -200,14 +195,46 @@ pub fn pretrain_head(
     let head = Head::load(&stem, meta, &ctx.device)?;
     let dev_mrr10 = crate::train::trainer::dev_mrr10(&head, &fit_data, &ctx.device)?;
 
-    // Fidelity on windows of the held-out passages (never trained on).
-    let gold: Vec<nr_data::Passage> = data
+    let heldout = heldout_windows(ctx, &held_out, standardizer, first_no, opts)?;
+    let fidelity = heldout.fidelity(&head, &ctx.device)?;
+    tracing::info!(
+        "pre-trained head ({} windows, {:?}): dev MRR@10 {dev_mrr10:.4}, fidelity {fidelity:.4} on {} held-out windows",
+        split.turns.len(),
+        spec.method,
+        heldout.x.len()
+    );
+    Ok(Pretrained {
+        stem,
+        report: PretrainReport {
+            texts: split.turns.len(),
+            method: spec.method,
+            dev_mrr10,
+            heldout_windows: heldout.x.len(),
+            fidelity_pretrained: fidelity,
+            fidelity_final: None,
+        },
+        heldout,
+    })
+}
+
+/// Up to [`FIDELITY_WINDOWS`] windows of the passages in `held_out`, with their inputs and
+/// teacher embeddings (numbered clear of the pre-training windows, which start at `first_no`).
+fn heldout_windows(
+    ctx: &Experiment,
+    held_out: &HashSet<&str>,
+    standardizer: &Standardizer,
+    first_no: u32,
+    opts: &RunOptions,
+) -> Result<HeldoutWindows> {
+    let spec = &ctx.manifest.pretrain;
+    let gold: Vec<nr_data::Passage> = ctx
+        .data
         .passages
         .iter()
         .filter(|p| held_out.contains(p.id.as_str()))
         .cloned()
         .collect();
-    let heldout = window_split(
+    let split = window_split(
         HELDOUT,
         passage_window_turns(
             &gold,
@@ -218,49 +245,23 @@ pub fn pretrain_head(
         ),
         spec.chunk,
     );
-    let mut heldout_x = ctx.head_inputs(&heldout, opts)?;
-    standardizer.apply(&mut heldout_x);
-    let heldout_texts: Vec<String> = heldout.turns.iter().map(|t| t.rewrite.clone()).collect();
-    let heldout_y = ctx
+    let mut x = ctx.head_inputs(&split, opts)?;
+    standardizer.apply(&mut x);
+    let texts: Vec<String> = split.turns.iter().map(|t| t.rewrite.clone()).collect();
+    let y = ctx
         .teacher
-        .queries(&heldout.ids(), &heldout_texts, &ctx.cache, false)?
+        .queries(&split.ids(), &texts, &ctx.cache, false)?
         .data;
-    let v = encode_head(&head, &heldout_x, &ctx.device)?;
-    let fidelity = mean_cosine(&v, &heldout_y, ctx.teacher.encoder.dim());
-    tracing::info!(
-        "pre-trained head ({} windows, {:?}): dev MRR@10 {dev_mrr10:.4}, fidelity {fidelity:.4} on {} held-out windows",
-        split.turns.len(),
-        spec.method,
-        heldout.turns.len()
-    );
-    Ok(Pretrained {
-        stem,
-        report: PretrainReport {
-            texts: split.turns.len(),
-            method: spec.method,
-            dev_mrr10,
-            heldout_windows: heldout.turns.len(),
-            fidelity_pretrained: fidelity,
-            fidelity_final: None,
-        },
-        heldout_x,
-        heldout_y,
+    Ok(HeldoutWindows {
+        x,
+        y,
+        dim: ctx.teacher.encoder.dim(),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mean_cosine_is_the_average_of_row_cosines() {
-        // Rows: identical (1), orthogonal (0), opposite and scaled (-1).
-        let a = [1.0, 0.0, 0.0, 2.0, 3.0, 4.0];
-        let b = [2.0, 0.0, 5.0, 0.0, -0.3, -0.4];
-        assert!((mean_cosine(&a, &b, 2) - 0.0).abs() < 1e-12);
-        assert!((mean_cosine(&a[..2], &b[..2], 2) - 1.0).abs() < 1e-12);
-        assert!((mean_cosine(&a[4..], &b[4..], 2) + 1.0).abs() < 1e-12);
-    }
 
     #[test]
     fn windows_are_cached_in_chunks() {
