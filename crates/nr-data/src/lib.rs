@@ -8,6 +8,7 @@ pub mod collection;
 pub mod corpus;
 pub mod error;
 pub mod feature_store;
+pub mod infocqr;
 pub mod qrecc;
 pub mod qrels;
 pub mod run;
@@ -30,6 +31,7 @@ pub use corpus::{
 };
 pub use error::{DataError, Result};
 pub use feature_store::{FEATURE_STORE_FORMAT, FeatureStore, FeatureStoreWriter};
+pub use infocqr::{parse_infocqr_turns, read_infocqr_turns};
 pub use qrecc::{
     QreccTurn, parse_qrecc_turns, read_qrecc_turns, source_by_turn_id, write_qrecc_turns,
 };
