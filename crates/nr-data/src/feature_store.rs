@@ -1,5 +1,5 @@
 //! A token-level feature store: the LLM's hidden states of every token of many texts, as f16
-//! shards on disk that are memory-mapped and read a text at a time.
+//! shards on disk that are read a text at a time.
 //!
 //! Sequence heads read token states, and millions of tokens do not fit in RAM as f32 (a text of 15
 //! tokens at 2 layers x 576 is 69 KB). A store is one folder per [`CacheKey`] (the model, the texts
@@ -13,8 +13,13 @@
 //! atomically): a killed writer leaves the shards it finished, and [`FeatureStoreWriter::open`]
 //! resumes after them. A listed shard whose size disagrees with its lengths (truncated), or a store
 //! of another key or shape, is never read: the writer rebuilds it, [`FeatureStore::open`] refuses.
+//!
+//! Texts are read with positioned reads, not a memory map: the kernel's page cache keeps what fits,
+//! and the reader's resident memory stays one text whatever the store's size (a map would count
+//! every page touched in an epoch as resident).
 
 use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use half::f16;
@@ -23,6 +28,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::cache::{CacheKey, write_atomically};
 use crate::error::{DataError, Result};
+
+// Shards hold little-endian f16 and are read straight into f16 values.
+const _: () = assert!(
+    cfg!(target_endian = "little"),
+    "feature stores are little-endian"
+);
 
 /// Version of the store layout; stores of another version are rebuilt.
 pub const FEATURE_STORE_FORMAT: &str = "nr-features-1";
@@ -259,12 +270,13 @@ impl FeatureStoreWriter {
 }
 
 struct Shard {
-    map: memmap2::Mmap,
+    file: File,
+    path: PathBuf,
     /// Token offset of each text in the shard, plus the end.
     offsets: Vec<usize>,
 }
 
-/// A complete store, memory-mapped: texts are read one at a time as f32.
+/// A complete store: texts are read one at a time as f32.
 pub struct FeatureStore {
     layers: usize,
     dim: usize,
@@ -315,11 +327,12 @@ impl FeatureStore {
                 ));
             }
             let file = File::open(&data).map_err(|e| DataError::io(&data, e))?;
-            // SAFETY: the shard is never written again once listed (a rebuild writes a new file
-            // and renames it over), so the mapping sees fixed bytes.
-            let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| DataError::io(&data, e))?;
             first_text.push(first_text.last().unwrap() + info.texts);
-            shards.push(Shard { map, offsets });
+            shards.push(Shard {
+                file,
+                path: data,
+                offsets,
+            });
         }
         Ok(Self {
             layers: m.layers,
@@ -362,17 +375,22 @@ impl FeatureStore {
         o[j + 1] - o[j]
     }
 
-    /// Text `i`'s states `[tokens, layers, dim]` as f32 into `out` (resized to fit).
-    pub fn read_into(&self, i: usize, out: &mut Vec<f32>) {
+    /// Text `i`'s states `[tokens, layers, dim]` as f32 into `out` (resized to fit). A shard that
+    /// shrank after [`Self::open`] checked it (overwritten by another process) is an error naming it.
+    pub fn read_into(&self, i: usize, out: &mut Vec<f32>) -> Result<()> {
         let (s, j) = self.locate(i);
         let shard = &self.shards[s];
         let row = self.layers * self.dim;
         let (a, b) = (shard.offsets[j] * row, shard.offsets[j + 1] * row);
+        let mut halves = vec![f16::ZERO; b - a];
+        shard
+            .file
+            .read_exact_at(bytemuck::cast_slice_mut(&mut halves), (a * 2) as u64)
+            .map_err(|e| DataError::io(&shard.path, e))?;
+        // Shards are little-endian, as is every CPU this runs on (x86-64, aarch64).
         out.resize(b - a, 0.0);
-        let bytes = &shard.map[a * 2..b * 2];
-        // The map is page-aligned and f16 has alignment 2, so the cast cannot fail.
-        let halves: &[f16] = bytemuck::cast_slice(bytes);
         halves.convert_to_f32_slice(out);
+        Ok(())
     }
 }
 
@@ -405,7 +423,7 @@ mod tests {
         let mut buf = Vec::new();
         for t in 0..n {
             assert_eq!(store.tokens(t), t % 5 + 1);
-            store.read_into(t, &mut buf);
+            store.read_into(t, &mut buf).unwrap();
             assert_eq!(buf, text(t), "text {t}");
         }
     }

@@ -1,4 +1,4 @@
-//! A head trained from token states on disk (`nr_data::FeatureStore`, memory-mapped f16 shards)
+//! A head trained from token states on disk (`nr_data::FeatureStore`, f16 shards)
 //! is the head trained from the same states in memory, bit for bit: the store is a drop-in source
 //! for the trainer, so training need not hold every token state in RAM.
 //!

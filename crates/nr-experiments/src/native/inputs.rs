@@ -73,7 +73,7 @@ impl HeadInputs {
 }
 
 /// Per-turn token states that head batches are cut from: in memory ([`HeadInputs`]) or
-/// memory-mapped from disk ([`nr_data::FeatureStore`], for more tokens than RAM holds).
+/// read from disk ([`nr_data::FeatureStore`], for more tokens than RAM holds).
 pub trait TokenRows: Sync {
     /// Layers per token.
     fn layers(&self) -> usize;
@@ -135,7 +135,8 @@ impl TokenRows for nr_data::FeatureStore {
         nr_data::FeatureStore::tokens(self, i)
     }
     fn turn<'a>(&'a self, i: usize, scratch: &'a mut Vec<f32>) -> &'a [f32] {
-        self.read_into(i, scratch);
+        // A shard that changes under a running reader is not recoverable mid-batch.
+        self.read_into(i, scratch).unwrap_or_else(|e| panic!("{e}"));
         scratch
     }
 }
