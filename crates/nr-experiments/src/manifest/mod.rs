@@ -150,6 +150,11 @@ pub struct BackboneSpec {
     /// `bf16` (an error where the CPU lacks it).
     #[serde(default)]
     pub precision: Precision,
+    /// Keep the training and pre-training inputs (token states, for token-level pooling) in f16
+    /// feature stores under `<cache>/features/` and read them a turn at a time, instead of in RAM:
+    /// memory then stays bounded whatever the number of texts. Written as extracted, resumable.
+    #[serde(default)]
+    pub feature_store: bool,
 }
 
 impl BackboneSpec {
@@ -766,6 +771,18 @@ impl Manifest {
         self.head.check()?;
         self.lexicon.check()?;
         self.pretrain.check(&self.training, &self.head)?;
+        let ridge_fit = if self.pretrain.enabled() {
+            self.pretrain.method == PretrainMethod::Ridge
+        } else {
+            self.training.init == HeadInit::Ridge
+        };
+        if self.backbone.feature_store && ridge_fit {
+            return Err(
+                "backbone.feature_store = true with a ridge fit (training.init or \
+                        pretrain.method = \"ridge\"): the closed form needs the inputs in memory"
+                    .into(),
+            );
+        }
         let (d, b, l, t, e) = (
             &self.data,
             &self.backbone,
@@ -977,6 +994,14 @@ mod tests {
             );
             assert!(!err.contains('\n'), "{err}");
         }
+        // A ridge fit cannot read its inputs from a feature store.
+        let err = Manifest::load(&quickstart(), &set(&["backbone.feature_store=true"]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("quickstart.toml") && err.contains("backbone.feature_store"),
+            "{err}"
+        );
         // Without pre-training, a random start still needs epochs.
         let err = Manifest::load(
             &quickstart(),

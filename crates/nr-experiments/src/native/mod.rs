@@ -14,6 +14,7 @@ pub mod inputs;
 pub mod lexical;
 pub mod prompt;
 pub mod spec;
+pub mod split_rows;
 pub mod standardize;
 
 pub use artifact::{EncoderSidecar, ModelPaths};
@@ -24,4 +25,5 @@ pub use generate::first_line;
 pub use inputs::{HeadInputs, TokenRows, encode_head, head_batch};
 pub use lexical::LexicalInput;
 pub use spec::{FeatureSpec, HiddenSource, Pooling, Prefill, model_name};
+pub use split_rows::{SplitRows, StoredRows};
 pub use standardize::{StandardizeScope, Standardizer};

@@ -14,7 +14,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::inputs::HeadInputs;
+use super::inputs::{HeadInputs, TokenRows};
 
 /// Which statistics standardise a head's inputs when it reads several layers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -37,12 +37,13 @@ pub struct Standardizer {
 
 impl Standardizer {
     /// Statistics over every token of `x`, per layer or of the layers' mean (see [`StandardizeScope`]).
-    pub fn fit(x: &HeadInputs, scope: StandardizeScope) -> Self {
-        let w = x.layers * x.dim;
-        // The statistics' width, and each token's values in it (read twice: mean, then variance).
+    /// `x` is read twice (mean, then variance), a turn at a time, so it may live on disk.
+    pub fn fit<R: TokenRows + ?Sized>(x: &R, scope: StandardizeScope) -> Self {
+        let w = x.layers() * x.dim();
+        // The statistics' width, and each token's values in it.
         let (width, layers) = match scope {
             StandardizeScope::PerLayer => (w, 1),
-            StandardizeScope::LayerMean => (x.dim, x.layers),
+            StandardizeScope::LayerMean => (x.dim(), x.layers()),
         };
         let row_values = |row: &[f32], out: &mut [f64]| {
             out.fill(0.0);
@@ -52,7 +53,13 @@ impl Standardizer {
                     .for_each(|(o, &v)| *o += v as f64 / layers as f64);
             }
         };
-        let (mean, std) = mean_and_std(x.data.chunks(w), width, row_values);
+        let each_row = |visit: &mut dyn FnMut(&[f32])| {
+            let mut scratch = Vec::new();
+            for i in 0..x.len() {
+                x.turn(i, &mut scratch).chunks(w).for_each(&mut *visit);
+            }
+        };
+        let (mean, std) = mean_and_std(each_row, width, row_values);
         let repeat = w / width.max(1);
         Self {
             mean: mean.repeat(repeat),
@@ -62,8 +69,13 @@ impl Standardizer {
 
     /// Standardises `x` in place.
     pub fn apply(&self, x: &mut HeadInputs) {
+        self.apply_tokens(&mut x.data);
+    }
+
+    /// Standardises token rows `[tokens, layers, dim]` in place.
+    pub fn apply_tokens(&self, data: &mut [f32]) {
         let w = self.mean.len();
-        for row in x.data.chunks_mut(w) {
+        for row in data.chunks_mut(w) {
             for ((v, m), s) in row.iter_mut().zip(&self.mean).zip(&self.std) {
                 *v = (*v - m) / s;
             }
@@ -72,33 +84,30 @@ impl Standardizer {
 }
 
 /// Per-column mean and standard deviation (floored at 1e-6) of `width` values per row, which
-/// `values` reads from each row; two passes, no copy of the rows.
-fn mean_and_std<'a, I>(
-    rows: I,
+/// `values` reads from each row that `each_row` visits; two passes, no copy of the rows.
+fn mean_and_std(
+    each_row: impl Fn(&mut dyn FnMut(&[f32])),
     width: usize,
     values: impl Fn(&[f32], &mut [f64]),
-) -> (Vec<f32>, Vec<f32>)
-where
-    I: Iterator<Item = &'a [f32]> + Clone,
-{
+) -> (Vec<f32>, Vec<f32>) {
     let mut buf = vec![0.0f64; width];
     let mut mean = vec![0.0f64; width];
     let mut n = 0usize;
-    for row in rows.clone() {
+    each_row(&mut |row| {
         values(row, &mut buf);
         mean.iter_mut().zip(&buf).for_each(|(m, v)| *m += v);
         n += 1;
-    }
+    });
     let n = n.max(1) as f64;
     mean.iter_mut().for_each(|m| *m /= n);
     let mut var = vec![0.0f64; width];
-    for row in rows {
+    each_row(&mut |row| {
         values(row, &mut buf);
         var.iter_mut()
             .zip(&buf)
             .zip(&mean)
             .for_each(|((s, v), m)| *s += (v - m).powi(2));
-    }
+    });
     let std = var
         .iter()
         .map(|s| (s / n).sqrt().max(1e-6) as f32)

@@ -10,7 +10,10 @@ use burn::tensor::Device;
 use nr_backbone::kernels::Precision;
 use nr_backbone::llama::{Llm, PrefixCache};
 use nr_backbone::teacher::TeacherEncoder;
-use nr_data::{CacheKeyBuilder, QreccTurn, TensorCache, file_sha256};
+use nr_data::{
+    CacheKey, CacheKeyBuilder, FeatureStore, FeatureStoreWriter, QreccTurn, TensorCache,
+    file_sha256,
+};
 
 use super::cached;
 use super::dataset::{ExperimentData, Split};
@@ -18,7 +21,13 @@ use super::pretrain::is_window_split;
 use super::teacher_side::Teacher;
 use crate::manifest::Prefill;
 use crate::manifest::{HiddenSource, Manifest, QueryTokensTrain};
-use crate::native::{Extraction, FeatureSpec, HeadInputs, conversations};
+use crate::native::{Extraction, FeatureSpec, HeadInputs, SplitRows, StoredRows, conversations};
+use crate::progress::progress;
+
+/// Turns extracted at a time into a feature store: what is held in RAM while it is written.
+const STORE_SLICE: usize = 256;
+/// Tokens per feature-store shard (about 2.4 MB at 2 layers x 576 in f16).
+const STORE_SHARD_TOKENS: usize = 1024;
 
 /// Stages that `--force` can redo.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
@@ -143,6 +152,20 @@ impl Experiment {
         Ok(HeadInputs::concat(parts))
     }
 
+    /// A split's head inputs for training: in feature stores on disk with
+    /// `backbone.feature_store`, else in memory ([`Self::head_inputs`]).
+    pub fn split_rows(&self, split: &Split, opts: &RunOptions) -> Result<SplitRows> {
+        if !self.manifest.backbone.feature_store {
+            return Ok(SplitRows::Memory(self.head_inputs(split, opts)?));
+        }
+        let parts = split
+            .part_turns()
+            .into_iter()
+            .map(|turns| self.part_feature_store(split.name, turns, opts))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(SplitRows::Stored(StoredRows::new(parts)?))
+    }
+
     /// Head inputs of one cached part of split `name`, keyed by the prompts (and queries) read.
     fn part_head_inputs(
         &self,
@@ -150,10 +173,76 @@ impl Experiment {
         turns: &[QreccTurn],
         opts: &RunOptions,
     ) -> Result<HeadInputs> {
+        let (key, queries) = self.part_key(name, turns, opts)?;
+        cached::head_inputs(
+            &self.cache,
+            &key,
+            opts.force.contains(&Stage::Hidden),
+            || {
+                tracing::info!("{name}: hidden states of {} turns", turns.len());
+                let mut cache = PrefixCache::default();
+                self.extract(turns, queries.as_deref(), &mut cache, true)
+            },
+        )
+    }
+
+    /// One part of split `name` as a feature store, extracted into it in slices of
+    /// [`STORE_SLICE`] turns; a killed extraction resumes after the store's last whole shard.
+    fn part_feature_store(
+        &self,
+        name: &str,
+        turns: &[QreccTurn],
+        opts: &RunOptions,
+    ) -> Result<FeatureStore> {
+        let (key, queries) = self.part_key(name, turns, opts)?;
+        let dir = self.manifest.cache.join("features").join(key.as_str());
+        let (layers, dim) = (self.features.layers.len(), self.llm.hidden_size());
+        if opts.force.contains(&Stage::Hidden) {
+            std::fs::remove_dir_all(&dir).ok();
+        }
+        let mut writer = FeatureStoreWriter::open(&dir, &key, layers, dim, STORE_SHARD_TOKENS)?;
+        if writer.is_complete() {
+            return Ok(FeatureStore::open(&dir, &key)?);
+        }
+        let done = writer.texts_done();
+        tracing::info!(
+            "{name}: hidden states of {} turns into the feature store {}{}",
+            turns.len(),
+            dir.display(),
+            if done > 0 {
+                format!(" (resuming after {done})")
+            } else {
+                String::new()
+            }
+        );
+        let bar = progress(turns.len() - done, &format!("{name} hidden states"), true);
+        let mut cache = PrefixCache::default();
+        let mut start = done;
+        while start < turns.len() {
+            let end = (start + STORE_SLICE).min(turns.len());
+            let slice_queries = queries.as_ref().map(|q| &q[start..end]);
+            let x = self.extract(&turns[start..end], slice_queries, &mut cache, false)?;
+            for i in 0..x.len() {
+                writer.push(x.turn(i))?;
+            }
+            bar.inc((end - start) as u64);
+            start = end;
+        }
+        bar.finish_and_clear();
+        Ok(writer.finish()?)
+    }
+
+    /// The cache key of one part of split `name` (the prompts and queries read, the layers and
+    /// pooling), and the queries its turns read (`query_tokens`).
+    fn part_key(
+        &self,
+        name: &str,
+        turns: &[QreccTurn],
+        opts: &RunOptions,
+    ) -> Result<(CacheKey, Option<Vec<String>>)> {
         let b = &self.manifest.backbone;
         let f = &self.features;
-        let convs = conversations(turns);
-        let prompts = f.source_prompts(&self.llm, &convs)?;
+        let prompts = f.source_prompts(&self.llm, &conversations(turns))?;
         let queries = match f.source {
             HiddenSource::Context => None,
             // Pre-training windows: the text itself is the query, as a human rewrite would be.
@@ -188,21 +277,26 @@ impl Experiment {
         if f.source == HiddenSource::Context {
             key = key.setting("pool_k", f.pool_k);
         }
-        cached::head_inputs(
-            &self.cache,
-            &key.finish(),
-            opts.force.contains(&Stage::Hidden),
-            || {
-                tracing::info!("{name}: hidden states of {} turns", turns.len());
-                let mut cache = PrefixCache::default();
-                let how = Extraction {
-                    batch: b.batch_size,
-                    cache: (b.prefill == Prefill::Incremental).then_some(&mut cache),
-                    show_progress: true,
-                };
-                f.features(&self.llm, &convs, queries.as_deref(), how)
-            },
-        )
+        Ok((key.finish(), queries))
+    }
+
+    /// Hidden-state features of `turns` as the manifest reads them, with `cache` carrying the
+    /// previous prompt's KV cache (incremental prefill).
+    fn extract(
+        &self,
+        turns: &[QreccTurn],
+        queries: Option<&[String]>,
+        cache: &mut PrefixCache,
+        show_progress: bool,
+    ) -> Result<HeadInputs> {
+        let b = &self.manifest.backbone;
+        let how = Extraction {
+            batch: b.batch_size,
+            cache: (b.prefill == Prefill::Incremental).then_some(cache),
+            show_progress,
+        };
+        self.features
+            .features(&self.llm, &conversations(turns), queries, how)
     }
 
     /// The LLM's standalone query for each turn of a split (generate-then-encode, and what the

@@ -12,7 +12,8 @@ use super::{Experiment, RunOptions, targets};
 use crate::latency::LATENCY_SAMPLE;
 use crate::manifest::{HeadInit, TrainingSpec};
 use crate::native::{
-    HeadInputs, ModelPaths, NativeEncoder, Standardizer, conversations, encode_head, model_name,
+    HeadInputs, ModelPaths, NativeEncoder, SplitRows, Standardizer, conversations, encode_head,
+    model_name,
 };
 use crate::train::ridge;
 use crate::train::trainer::{self, FitData, fit};
@@ -51,6 +52,15 @@ pub fn head_meta(ctx: &Experiment) -> HeadMeta {
         &model_name(&m.teacher.path),
         ctx.teacher.encoder.dim(),
     )
+}
+
+/// Inputs that a closed-form fit needs in memory.
+pub(super) fn in_memory(x: &SplitRows) -> Result<&HeadInputs> {
+    x.in_memory().ok_or_else(|| {
+        anyhow::anyhow!(
+            "a ridge fit needs the training inputs in memory: set backbone.feature_store = false"
+        )
+    })
 }
 
 /// Fits the ridge initialisation for every penalty of `training.ridge_lambdas`, keeps the one with
@@ -95,11 +105,11 @@ pub fn train_native(
     opts: &RunOptions,
 ) -> Result<SystemVectors> {
     let m = &ctx.manifest;
-    let mut train_x = ctx.head_inputs(&ctx.data.train, opts)?;
+    let mut train_x = ctx.split_rows(&ctx.data.train, opts)?;
     let mut dev_x = ctx.head_inputs(&ctx.data.dev, opts)?;
     let test_x = ctx.head_inputs(&ctx.data.test, opts)?;
     let standardizer = Standardizer::fit(&train_x, m.training.standardize);
-    standardizer.apply(&mut train_x);
+    train_x.standardize(&standardizer);
     standardizer.apply(&mut dev_x);
     let train_y = targets::targets(ctx, &ctx.data.train, passages, opts)?;
     let config = m
@@ -142,7 +152,7 @@ pub fn train_native(
             &config,
             &meta,
             &m.training,
-            &train_x,
+            in_memory(&train_x)?,
             &data,
             &ctx.device,
             &dir,

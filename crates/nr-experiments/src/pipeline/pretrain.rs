@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use super::dataset::{Split, gold_ids, next_million};
 use super::evaluate::mean_row_cosine;
-use super::native_head::ridge_init;
+use super::native_head::{in_memory, ridge_init};
 use super::targets::targets_of_queries;
 use super::{Experiment, RunOptions};
 use crate::manifest::{LossTerm, PretrainMethod};
@@ -149,8 +149,8 @@ pub fn pretrain_head(
         split.turns.len(),
         split.parts.len()
     );
-    let mut x = ctx.head_inputs(&split, opts)?;
-    standardizer.apply(&mut x);
+    let mut x = ctx.split_rows(&split, opts)?;
+    x.standardize(standardizer);
     let texts: Vec<String> = split.turns.iter().map(|t| t.rewrite.clone()).collect();
     let y = targets_of_queries(ctx, &split, &texts, passages)?;
 
@@ -165,7 +165,8 @@ pub fn pretrain_head(
     std::fs::create_dir_all(dir)?;
     let stem = match spec.method {
         PretrainMethod::Ridge => {
-            ridge_init(config, meta, &m.training, &x, &fit_data, &ctx.device, dir)?
+            let x = in_memory(&x)?;
+            ridge_init(config, meta, &m.training, x, &fit_data, &ctx.device, dir)?
         }
         PretrainMethod::Align => {
             let training = crate::manifest::TrainingSpec {
