@@ -178,6 +178,41 @@ fn random_inputs(
     }
 }
 
+/// Training targets of `examples` turns as the pipeline builds them, over `passages` random unit
+/// passages of width `dim`: a teacher query vector, a gold passage for 9 turns in 10, and `top_k`
+/// candidates with descending teacher scores (the gold among them when it has one).
+pub fn synthetic_targets(
+    rng: &mut StdRng,
+    examples: usize,
+    dim: usize,
+    passages: usize,
+    top_k: usize,
+) -> (TrainTargets, Vectors) {
+    let passage_vectors = Vectors {
+        ids: (0..passages).map(|i| i.to_string()).collect(),
+        dim,
+        data: unit_rows(rng, passages, dim),
+    };
+    let mut positive = Vec::new();
+    let mut candidates = Vec::new();
+    for i in 0..examples {
+        let mut list: Vec<(usize, f32)> = (0..top_k)
+            .map(|r| (rng.random_range(0..passages), 0.9 - 0.01 * r as f32))
+            .collect();
+        let gold = (i % 10 != 0).then(|| list[rng.random_range(0..top_k)].0);
+        list.dedup_by_key(|c| c.0);
+        positive.push(gold);
+        candidates.push(list);
+    }
+    let targets = TrainTargets {
+        teacher_query: unit_rows(rng, examples, dim),
+        dim,
+        positive,
+        candidates,
+    };
+    (targets, passage_vectors)
+}
+
 impl HeadTrainWorkload {
     /// Targets as the pipeline builds them: a teacher query vector, a gold passage for 9 turns in
     /// 10, and `top_k` candidates with descending teacher scores (the gold among them when it has
@@ -192,28 +227,8 @@ impl HeadTrainWorkload {
         token_lengths: &[usize],
     ) -> Self {
         let mut rng = StdRng::seed_from_u64(7);
-        let passage_vectors = Vectors {
-            ids: (0..passages).map(|i| i.to_string()).collect(),
-            dim,
-            data: unit_rows(&mut rng, passages, dim),
-        };
-        let mut positive = Vec::new();
-        let mut candidates = Vec::new();
-        for i in 0..examples {
-            let mut list: Vec<(usize, f32)> = (0..top_k)
-                .map(|r| (rng.random_range(0..passages), 0.9 - 0.01 * r as f32))
-                .collect();
-            let gold = (i % 10 != 0).then(|| list[rng.random_range(0..top_k)].0);
-            list.dedup_by_key(|c| c.0);
-            positive.push(gold);
-            candidates.push(list);
-        }
-        let targets = TrainTargets {
-            teacher_query: unit_rows(&mut rng, examples, dim),
-            dim,
-            positive,
-            candidates,
-        };
+        let (targets, passage_vectors) =
+            synthetic_targets(&mut rng, examples, dim, passages, top_k);
         Self {
             pooled: random_inputs(&mut rng, examples, hidden, 2, &[1]),
             tokens: random_inputs(&mut rng, examples, hidden, 1, token_lengths),
