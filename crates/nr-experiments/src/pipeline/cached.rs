@@ -73,6 +73,11 @@ fn sha256_hex(bytes: &[u8]) -> String {
 /// the caller recomputes it. A file from before checksums were kept is trusted once and its
 /// checksum recorded.
 pub fn read_texts(path: &Path, expected: usize) -> Option<Vec<String>> {
+    read_any_texts(path).filter(|texts| texts.len() == expected)
+}
+
+/// [`read_texts`] of any length.
+fn read_any_texts(path: &Path) -> Option<Vec<String>> {
     let bytes = std::fs::read(path).ok()?;
     let digest = sha256_hex(&bytes);
     match std::fs::read_to_string(checksum_path(path)) {
@@ -97,7 +102,47 @@ pub fn read_texts(path: &Path, expected: usize) -> Option<Vec<String>> {
             return None;
         }
     };
-    (texts.len() == expected).then_some(texts)
+    Some(texts)
+}
+
+/// `n` texts made by `make` a chunk of `chunk` at a time (the range of text indices asked for),
+/// each chunk's results saved to `partial` with what came before, so that a run killed while
+/// making them resumes after its last finished chunk. `partial` is removed once all are made.
+pub fn resumable_texts(
+    partial: &Path,
+    n: usize,
+    chunk: usize,
+    what: &str,
+    mut make: impl FnMut(std::ops::Range<usize>) -> Result<Vec<String>>,
+) -> Result<Vec<String>> {
+    let mut texts = read_any_texts(partial)
+        .filter(|t| t.len() <= n)
+        .unwrap_or_default();
+    if !texts.is_empty() {
+        tracing::info!(
+            "{what}: resuming after {} of {n} (from {})",
+            texts.len(),
+            partial.display()
+        );
+    }
+    let bar = crate::progress::progress(n - texts.len(), what, true);
+    while texts.len() < n {
+        let range = texts.len()..(texts.len() + chunk.max(1)).min(n);
+        let made = make(range.clone())?;
+        anyhow::ensure!(
+            made.len() == range.len(),
+            "{what}: {} texts made for {} asked",
+            made.len(),
+            range.len()
+        );
+        texts.extend(made);
+        write_texts(partial, &texts)?;
+        bar.inc(range.len() as u64);
+    }
+    bar.finish_and_clear();
+    std::fs::remove_file(partial).ok();
+    std::fs::remove_file(checksum_path(partial)).ok();
+    Ok(texts)
 }
 
 /// Writes texts to `path` and their checksum beside them, each atomically (the texts first).
@@ -161,6 +206,31 @@ mod tests {
         let again =
             head_inputs(&cache, &key, false, || panic!("must come from the cache")).unwrap();
         assert_eq!(again, x);
+    }
+
+    #[test]
+    fn texts_made_in_chunks_resume_after_the_last_saved_chunk() {
+        let dir = tempfile::tempdir().unwrap();
+        let partial = dir.path().join("x.rewrites.partial.json");
+        let text = |i: usize| format!("query {i}");
+        // Killed while making the third chunk of 3 (texts 6..8 of 8).
+        let err = resumable_texts(&partial, 8, 3, "rewrites", |r| {
+            anyhow::ensure!(r.start < 6, "killed");
+            Ok(r.map(text).collect())
+        })
+        .unwrap_err();
+        assert_eq!(err.to_string(), "killed");
+        assert_eq!(read_texts(&partial, 6).unwrap().len(), 6);
+        // The rerun asks only for the rest, and the partial file is gone afterwards.
+        let mut asked = Vec::new();
+        let texts = resumable_texts(&partial, 8, 3, "rewrites", |r| {
+            asked.push(r.clone());
+            Ok(r.map(text).collect())
+        })
+        .unwrap();
+        assert_eq!(asked, [6..8]);
+        assert_eq!(texts, (0..8).map(text).collect::<Vec<_>>());
+        assert!(!partial.exists());
     }
 
     #[test]

@@ -26,6 +26,8 @@ use crate::progress::progress;
 
 /// Turns extracted at a time into a feature store: what is held in RAM while it is written.
 const STORE_SLICE: usize = 256;
+/// Rewrites generated between two saves of the partial list (about a minute of generation here).
+const REWRITE_CHUNK: usize = 256;
 /// Tokens per feature-store shard (about 2.4 MB at 2 layers x 576 in f16).
 const STORE_SHARD_TOKENS: usize = 1024;
 
@@ -332,9 +334,21 @@ impl Experiment {
             prompts.len(),
             path.display()
         );
-        let queries =
-            self.features
-                .generate_queries(&self.llm, &conversations(turns), b.batch_size, true)?;
+        let convs = conversations(turns);
+        let partial = self
+            .manifest
+            .cache
+            .join(format!("{key}.rewrites.partial.json"));
+        let queries = cached::resumable_texts(
+            &partial,
+            prompts.len(),
+            REWRITE_CHUNK,
+            &format!("{name} rewrites"),
+            |range| {
+                self.features
+                    .generate_queries(&self.llm, &convs[range], b.batch_size, false)
+            },
+        )?;
         cached::write_texts(&path, &queries)?;
         Ok(queries)
     }
