@@ -228,7 +228,7 @@ mod tests {
             Ok(r.map(text).collect())
         })
         .unwrap();
-        assert_eq!(asked, [6..8]);
+        assert_eq!(asked, vec![std::ops::Range { start: 6, end: 8 }]);
         assert_eq!(texts, (0..8).map(text).collect::<Vec<_>>());
         assert!(!partial.exists());
     }
