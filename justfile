@@ -91,7 +91,7 @@ lint:
 lexicon-study:
     #!/usr/bin/env bash
     set -euo pipefail
-    run() { cargo run --release -p nr-experiments -- run experiments/qrecc-offline.toml --set pretrain.texts=0 --set training.init=ridge --set training.lr=3e-4 --set training.epochs=5 --set training.patience=2 --set 'losses.use_terms=["align","contrastive","rank"]' "$@"; }
+    run() { cargo run --release -p nr-experiments -- run experiments/qrecc-offline.toml --set pretrain.texts=0 --set backbone.pool=question --set head.token_pooling=mean --set backbone.feature_store=false --set training.init=ridge --set training.lr=3e-4 --set training.epochs=5 --set training.patience=2 --set 'losses.use_terms=["align","contrastive","rank"]' "$@"; }
     run --set output=runs/lexicon-ridge
     run --set 'lexicon.dense_weights=[0.0]' --set output=runs/lexicon-only
     run --set lexicon.epochs=0 --set output=runs/lexicon-nofit
