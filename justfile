@@ -21,7 +21,8 @@ bench *ARGS:
     bash scripts/bench.sh {{ARGS}}
 
 # Grids: losses x head kinds (results/ablation.*), losses x init (results/ablation-init/) and the losses with
-# the lexicon (results/ablation-lexicon/), then also with the shipped pre-training (results/ablation-pretrain/);
+# the lexicon (results/ablation-lexicon/), then also with the pre-training (results/ablation-pretrain/) and with
+# the shipped attention head over the question's tokens (results/ablation-attention/);
 # manifests in experiments/ablation*.toml.
 # The ablation grids of docs/results.md.
 ablate:
@@ -31,6 +32,7 @@ ablate:
     cargo run --release -p nr-experiments -- run experiments/ablation-init.toml
     cargo run --release -p nr-experiments -- run experiments/ablation-lexicon.toml
     cargo run --release -p nr-experiments -- run experiments/ablation-lexicon.toml --set pretrain.texts=41989 --set pretrain.method=align --set output=results/ablation-pretrain
+    cargo run --release -p nr-experiments -- run experiments/ablation-lexicon.toml --set pretrain.texts=10000 --set pretrain.method=align --set backbone.pool=question_tokens --set head.token_pooling=attention --set backbone.feature_store=true --set output=results/ablation-attention
 
 # docs/results.md's pre-training curve: the shipped manifest with the dense head pre-trained by ridge and
 # by alignment on 0 to 41,989 passage windows -> results/pretrain-curve.md (scripts/pretrain-curve.sh).
