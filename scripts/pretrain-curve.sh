@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The pre-training curve of docs/results.md (issue #13): experiments/qrecc-offline.toml as it was
-# measured (the question's mean state, in memory; the manifest now keeps its tokens) with its dense
+# measured (the question's mean state, in memory, contrastive + rank; the manifest has moved on) with its dense
 # head pre-trained on N passage windows (`[pretrain]`) by each method, N in $NR_PRETRAIN_TEXTS (default
 # 0 5000 10000 20000 41989, the last being every window of the offline collection), each in
 # runs/pretrain-METHOD-N; then one table -> results/pretrain-curve.md. Windows' hidden states are
@@ -14,6 +14,7 @@ for method in ridge align; do
     if [ -f "$out/metrics.json" ] && [ -f "$out/selection.json" ]; then echo "pretrain-curve: $out done, kept"; continue; fi
     cargo run --release -q -p nr-experiments -- run experiments/qrecc-offline.toml \
       --set backbone.pool=question --set head.token_pooling=mean --set backbone.feature_store=false \
+      --set 'losses.use_terms=["contrastive","rank"]' \
       --set "pretrain.texts=$n" --set "pretrain.method=$method" --set "output=$out" "$@"
   done
 done
