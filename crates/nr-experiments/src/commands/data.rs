@@ -4,7 +4,7 @@
 //! a test split scored on the benchmark's own collection.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use nr_data::{
@@ -114,7 +114,7 @@ fn heldout(args: HeldoutArgs) -> Result<()> {
         n_candidates,
         args.benchmark.display(),
         qrels.len(),
-        Path::new(&collection).display()
+        collection.display()
     );
     Ok(())
 }

@@ -21,6 +21,7 @@ use super::pretrain::is_window_split;
 use super::teacher_side::Teacher;
 use crate::manifest::Prefill;
 use crate::manifest::{HiddenSource, Manifest, QueryTokensTrain};
+use crate::native::generate::generate_rewrites;
 use crate::native::{Extraction, FeatureSpec, HeadInputs, SplitRows, StoredRows, conversations};
 use crate::progress::progress;
 
@@ -334,19 +335,24 @@ impl Experiment {
             prompts.len(),
             path.display()
         );
-        let convs = conversations(turns);
         let partial = self
             .manifest
             .cache
             .join(format!("{key}.rewrites.partial.json"));
+        // The prompts rendered for the key are the ones generated from.
         let queries = cached::resumable_texts(
             &partial,
             prompts.len(),
             REWRITE_CHUNK,
             &format!("{name} rewrites"),
             |range| {
-                self.features
-                    .generate_queries(&self.llm, &convs[range], b.batch_size, false)
+                generate_rewrites(
+                    &self.llm,
+                    &prompts[range],
+                    self.features.max_new_tokens,
+                    b.batch_size,
+                    false,
+                )
             },
         )?;
         cached::write_texts(&path, &queries)?;
