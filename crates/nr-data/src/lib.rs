@@ -40,7 +40,7 @@ pub use run::{QueryRun, Run, ScoredDoc};
 pub use shared::{qrecc_offline, shared_path, shared_root};
 pub use standalone::{
     CORPUS_SENTENCE_WORDS, WINDOW_WORDS, corpus_sentence_turns, first_sentence,
-    passage_window_turns, standalone_rewrite_turns,
+    passage_window_turns, read_text_corpus, standalone_rewrite_turns, window_turns,
 };
 
 /// The README examples, compiled and run as doctests.

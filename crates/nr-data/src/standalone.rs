@@ -9,11 +9,13 @@
 //! pre-trained on).
 
 use std::collections::HashSet;
+use std::path::Path;
 
 use sha1::{Digest, Sha1};
 use unicode_segmentation::UnicodeSegmentation;
 
 use crate::collection::Passage;
+use crate::error::{DataError, Result};
 use crate::qrecc::QreccTurn;
 
 fn standalone_turn(text: &str, conversation_no: u32, source: String) -> QreccTurn {
@@ -128,6 +130,26 @@ pub fn passage_window_turns(
     n: usize,
     first_conversation_no: u32,
 ) -> Vec<QreccTurn> {
+    window_turns(
+        passages,
+        exclude,
+        max_sentences,
+        n,
+        first_conversation_no,
+        "passage-window",
+    )
+}
+
+/// [`passage_window_turns`] of any documents (a text corpus's paragraphs, [`read_text_corpus`]),
+/// with the turns' source named `source`.
+pub fn window_turns(
+    passages: &[Passage],
+    exclude: &HashSet<&str>,
+    max_sentences: usize,
+    n: usize,
+    first_conversation_no: u32,
+    source: &str,
+) -> Vec<QreccTurn> {
     let mut windows: Vec<([u8; 20], String)> = Vec::new();
     for passage in passages.iter().filter(|p| !exclude.contains(p.id.as_str())) {
         let sentences: Vec<String> = passage
@@ -153,7 +175,38 @@ pub fn passage_window_turns(
     }
     windows.sort_unstable_by_key(|w| w.0);
     let texts = windows.into_iter().map(|(_, text)| text);
-    distinct_turns(texts, n, first_conversation_no, "passage-window")
+    distinct_turns(texts, n, first_conversation_no, source)
+}
+
+/// The paragraphs of a plain-text corpus (UTF-8, one paragraph per non-empty line), as documents
+/// with ids `<file name>:<line>`, for pre-training on text outside the collection
+/// (`pretrain.corpus`). An empty corpus, or one that is not UTF-8, is an error naming the file.
+pub fn read_text_corpus(path: &Path) -> Result<Vec<Passage>> {
+    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    let text = std::str::from_utf8(&bytes).map_err(|e| DataError::Content {
+        path: path.into(),
+        problem: format!("not UTF-8 text ({e})"),
+    })?;
+    let name = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let docs: Vec<Passage> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(i, line)| Passage {
+            id: format!("{name}:{}", i + 1),
+            contents: line.trim().to_string(),
+        })
+        .collect();
+    if docs.is_empty() {
+        return Err(DataError::Content {
+            path: path.into(),
+            problem: "no paragraph (a text corpus holds one paragraph per non-empty line)".into(),
+        });
+    }
+    Ok(docs)
 }
 
 #[cfg(test)]
@@ -320,5 +373,63 @@ mod tests {
             three.iter().map(|t| &t.question).collect::<Vec<_>>(),
             out[..3].iter().map(|t| &t.question).collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn a_text_corpus_gives_one_document_per_paragraph_and_its_windows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wiki.txt");
+        std::fs::write(
+            &path,
+            "  Dune is a novel by Frank Herbert. It won the Hugo Award in 1966.\n\n\
+             Arrakis is the desert planet of the whole story.\n",
+        )
+        .unwrap();
+        let docs = read_text_corpus(&path).unwrap();
+        let listed: Vec<(&str, &str)> = docs
+            .iter()
+            .map(|d| (d.id.as_str(), d.contents.as_str()))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                (
+                    "wiki.txt:1",
+                    "Dune is a novel by Frank Herbert. It won the Hugo Award in 1966."
+                ),
+                (
+                    "wiki.txt:3",
+                    "Arrakis is the desert planet of the whole story."
+                )
+            ]
+        );
+        let out = window_turns(&docs, &HashSet::new(), 2, 100, 7, "corpus-window");
+        let mut texts: Vec<&str> = out.iter().map(|t| t.question.as_str()).collect();
+        texts.sort_unstable();
+        assert_eq!(
+            texts,
+            [
+                "Arrakis is the desert planet of the whole story.",
+                "Dune is a novel by Frank Herbert.",
+                "Dune is a novel by Frank Herbert. It won the Hugo Award in 1966.",
+                "It won the Hugo Award in 1966.",
+            ]
+        );
+        assert!(out.iter().all(|t| t.conversation_source == "corpus-window"));
+        assert_eq!(out[0].id(), "7_1");
+
+        std::fs::write(&path, "\n  \n").unwrap();
+        let err = read_text_corpus(&path).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&path.display().to_string()) && err.contains("no paragraph"),
+            "{err}"
+        );
+        std::fs::write(&path, b"caf\xe9\n").unwrap();
+        let err = read_text_corpus(&path).unwrap_err().to_string();
+        assert!(err.contains("not UTF-8"), "{err}");
+        let err = read_text_corpus(&dir.path().join("missing.txt"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("missing.txt"), "{err}");
     }
 }

@@ -62,6 +62,10 @@ pub struct HeadConfig {
     pub mapper_pooling: MapperPooling,
     /// How linear and MLP heads pool the tokens they read (mean or learned attention).
     pub token_pooling: TokenPooling,
+    /// MLP heads: run the MLP on every token and pool its outputs (a token-wise MLP before
+    /// pooling) instead of pooling the tokens first. Attention weights still come from the input
+    /// tokens. Only `mlp` accepts it: a linear map commutes with pooling.
+    pub token_mlp: bool,
 }
 
 /// The wire form, with defaults, checked by [`HeadConfig::validate`] on the way in.
@@ -89,6 +93,8 @@ struct RawHeadConfig {
     mapper_pooling: MapperPooling,
     #[serde(default)]
     token_pooling: TokenPooling,
+    #[serde(default)]
+    token_mlp: bool,
 }
 
 mod defaults {
@@ -123,6 +129,7 @@ impl TryFrom<RawHeadConfig> for HeadConfig {
             mapper_width: r.mapper_width,
             mapper_pooling: r.mapper_pooling,
             token_pooling: r.token_pooling,
+            token_mlp: r.token_mlp,
         };
         config.validate()?;
         Ok(config)
@@ -147,6 +154,7 @@ impl HeadConfig {
             mapper_width: None,
             mapper_pooling: MapperPooling::Query,
             token_pooling: TokenPooling::Mean,
+            token_mlp: false,
         }
     }
 
@@ -179,6 +187,12 @@ impl HeadConfig {
             return Err(HeadError::config(
                 "token_pooling",
                 "applies to linear and mlp heads (the mapper pools by mapper_pooling)",
+            ));
+        }
+        if self.token_mlp && self.kind != HeadKind::Mlp {
+            return Err(HeadError::config(
+                "token_mlp",
+                "applies to mlp heads (a linear map commutes with pooling; the mapper has its own)",
             ));
         }
         if self.kind == HeadKind::Mapper {

@@ -111,6 +111,7 @@ impl Head {
                 mapper.forward(tokens, mask)
             }
             Projection::Linear(linear) => linear.forward(self.pooled(tokens, mask)),
+            Projection::Mlp(mlp) if c.token_mlp => self.mlp_then_pooled(mlp, tokens, mask),
             Projection::Mlp(mlp) => mlp.forward(self.pooled(tokens, mask)),
         };
         Ok(l2_normalize(out))
@@ -125,6 +126,27 @@ impl Head {
         match &self.input_norm {
             Some(norm) => norm.forward(v),
             None => v,
+        }
+    }
+
+    /// `token_mlp`: the input LayerNorm and the MLP on every token, then the tokens' mean (or
+    /// their attention weights, scored on the input tokens) pools the MLP's outputs.
+    fn mlp_then_pooled(&self, mlp: &Mlp, tokens: Tensor<3>, mask: Tensor<2>) -> Tensor<2> {
+        let weights = self
+            .token_pool
+            .as_ref()
+            .map(|pool| pool.weights(tokens.clone(), mask.clone()));
+        let tokens = match &self.input_norm {
+            Some(norm) => norm.forward(tokens),
+            None => tokens,
+        };
+        let out = mlp.forward(tokens);
+        match weights {
+            Some(w) => {
+                let [b, t, d] = out.dims();
+                (out * w.reshape([b, t, 1])).sum_dim(1).reshape([b, d])
+            }
+            None => masked_mean(out, mask),
         }
     }
 }

@@ -24,8 +24,9 @@ impl Mlp {
         }
     }
 
-    /// `[batch, input]` -> `[batch, output]`.
-    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+    /// `[.., input]` -> `[.., output]`: a pooled batch `[batch, input]`, or every token
+    /// `[batch, tokens, input]` (`token_mlp`).
+    pub fn forward<const R: usize>(&self, x: Tensor<R>) -> Tensor<R> {
         let h = self.activation.forward(self.up.forward(x));
         self.down.forward(self.dropout.forward(h))
     }

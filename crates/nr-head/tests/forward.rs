@@ -48,6 +48,106 @@ fn linear_head_is_the_normalised_map_of_the_masked_mean() {
     }
 }
 
+/// Exact (erf) GELU in f64, via the Abramowitz-Stegun 7.1.26 erf (error below 1.5e-7).
+fn gelu(x: f64) -> f64 {
+    let z = x / std::f64::consts::SQRT_2;
+    let t = 1.0 / (1.0 + 0.327_591_1 * z.abs());
+    let poly = t
+        * (0.254_829_592
+            + t * (-0.284_496_736
+                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    let erf = (1.0 - poly * (-z * z).exp()).copysign(z);
+    0.5 * x * (1.0 + erf)
+}
+
+#[test]
+fn token_mlp_head_pools_the_mlp_of_every_token() {
+    let device = Device::flex();
+    device.seed(3);
+    let config = HeadConfig {
+        hidden: 16,
+        token_mlp: true,
+        ..HeadConfig::new(HeadKind::Mlp, H, D)
+    };
+    let head = config.init(&device).unwrap();
+    let Projection::Mlp(mlp) = &head.projection else {
+        panic!("an mlp head")
+    };
+    let (w1, b1) = (
+        host(mlp.up.weight.val()),
+        host(mlp.up.bias.as_ref().unwrap().val()),
+    );
+    let (w2, b2) = (
+        host(mlp.down.weight.val()),
+        host(mlp.down.bias.as_ref().unwrap().val()),
+    );
+    let token = |x: &[f32]| -> Vec<f64> {
+        let h: Vec<f64> = (0..16)
+            .map(|j| {
+                gelu(
+                    b1[j] as f64
+                        + (0..H)
+                            .map(|i| x[i] as f64 * w1[i * 16 + j] as f64)
+                            .sum::<f64>(),
+                )
+            })
+            .collect();
+        (0..D)
+            .map(|d| b2[d] as f64 + (0..16).map(|j| h[j] * w2[j * D + d] as f64).sum::<f64>())
+            .collect()
+    };
+    let lengths = [3, 1];
+    let (hidden, mask) = inputs(&mut Rng::new(4), 1, &lengths, 3, &device);
+    let x = host(hidden.clone());
+    let out = host(head.forward(hidden.clone(), mask.clone()).unwrap());
+    for (row, &len) in lengths.iter().enumerate() {
+        let mut y = vec![0.0; D];
+        for t in 0..len {
+            let start = (row * 3 + t) * H;
+            for (acc, v) in y.iter_mut().zip(token(&x[start..start + H])) {
+                *acc += v / len as f64;
+            }
+        }
+        let norm = y.iter().map(|v| v * v).sum::<f64>().sqrt();
+        for d in 0..D {
+            let (got, want) = (out[row * D + d] as f64, y[d] / norm);
+            assert!(
+                (got - want).abs() < 1e-5,
+                "row {row} dim {d}: {got} vs {want}"
+            );
+        }
+    }
+    // Pooling first gives another vector for the 3-token row (GELU is not linear), the same one
+    // for the 1-token row.
+    let pooled_first = HeadConfig {
+        token_mlp: false,
+        ..config
+    }
+    .init(&device)
+    .unwrap()
+    .load_record(head.clone().into_record());
+    let other = host(pooled_first.forward(hidden, mask).unwrap());
+    let gap = |row: usize| {
+        (0..D)
+            .map(|d| (out[row * D + d] - other[row * D + d]).abs())
+            .fold(0.0, f32::max)
+    };
+    assert!(gap(0) > 1e-3, "3-token row: {}", gap(0));
+    assert!(gap(1) < 1e-6, "1-token row: {}", gap(1));
+}
+
+#[test]
+fn token_mlp_is_refused_for_linear_and_mapper_heads() {
+    for kind in [HeadKind::Linear, HeadKind::Mapper] {
+        let config = HeadConfig {
+            token_mlp: true,
+            ..HeadConfig::new(kind, H, D)
+        };
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("token_mlp"), "{kind:?}: {err}");
+    }
+}
+
 #[test]
 fn layer_mix_weights_layers_by_the_softmax_of_its_logits() {
     let device = Device::flex();

@@ -277,6 +277,9 @@ pub struct HeadSpec {
     /// How linear and MLP heads pool the tokens they read: `mean` or `attention`.
     #[serde(default)]
     pub token_pooling: TokenPooling,
+    /// MLP heads: the MLP runs on every token before pooling (`token_mlp = true`).
+    #[serde(default)]
+    pub token_mlp: bool,
 }
 
 mod head_defaults {
@@ -313,6 +316,7 @@ impl HeadSpec {
             mapper_width: self.mapper_width,
             mapper_pooling: self.mapper_pooling,
             token_pooling: self.token_pooling,
+            token_mlp: self.token_mlp,
         };
         config.validate().map_err(|e| {
             anyhow::anyhow!("head.{}", e.to_string().trim_start_matches("head config: "))
@@ -594,8 +598,10 @@ impl LexiconSpec {
 /// is pre-trained to map the LLM's states of `texts` windows of the collection's passages (1 to
 /// `max_sentences` consecutive sentences, each read as a one-turn conversation; never a passage
 /// judged for dev or test) onto the teacher's embedding of the same window. Training then starts
-/// from the pre-trained head and keeps it if no epoch beats it on dev. See
-/// `nr_data::passage_window_turns`.
+/// from the pre-trained head and keeps it if no epoch beats it on dev. `corpus_texts` windows of
+/// plain-text files outside the collection (`corpus`, e.g. Wikipedia text fetched by
+/// scripts/fetch-pretrain-text.sh) come after the passage windows. See
+/// `nr_data::passage_window_turns` and `nr_data::read_text_corpus`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PretrainSpec {
@@ -612,6 +618,10 @@ pub struct PretrainSpec {
     /// Windows whose hidden states are cached together: a longer pre-training reuses a shorter
     /// one's chunks.
     pub chunk: usize,
+    /// Plain-text files (UTF-8, one paragraph per line) whose windows are pre-trained on too.
+    pub corpus: Vec<PathBuf>,
+    /// Windows of `corpus` to pre-train on, after the `texts` passage windows (0: none).
+    pub corpus_texts: usize,
 }
 
 /// How [`PretrainSpec`] fits the head.
@@ -632,6 +642,8 @@ impl Default for PretrainSpec {
             lr: 1e-3,
             patience: 3,
             chunk: 5000,
+            corpus: Vec::new(),
+            corpus_texts: 0,
         }
     }
 }
@@ -639,7 +651,7 @@ impl Default for PretrainSpec {
 impl PretrainSpec {
     /// Whether the head is pre-trained at all.
     pub fn enabled(&self) -> bool {
-        self.texts > 0
+        self.texts + self.corpus_texts > 0
     }
 
     /// Values that parse but make no sense, each naming its key.
@@ -659,6 +671,20 @@ impl PretrainSpec {
             if v == 0 {
                 return Err(format!("{key}: must be at least 1"));
             }
+        }
+        let limit = crate::pipeline::pretrain::HELDOUT_NUMBERS as usize;
+        if self.texts + self.corpus_texts >= limit {
+            return Err(format!(
+                "pretrain.texts + pretrain.corpus_texts: {} windows, at most {} pre-train a head",
+                self.texts + self.corpus_texts,
+                limit - 1
+            ));
+        }
+        if self.corpus_texts > 0 && self.corpus.is_empty() {
+            return Err(format!(
+                "pretrain.corpus_texts = {}: pretrain.corpus names no text file",
+                self.corpus_texts
+            ));
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err(format!(
@@ -975,6 +1001,10 @@ mod tests {
                     "pretrain.chunk=0",
                 ],
                 "pretrain.chunk",
+            ),
+            (
+                vec!["pretrain.corpus_texts=100", "training.init=\"random\""],
+                "pretrain.corpus",
             ),
             (
                 vec![

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use nr_data::{QreccTurn, Qrels, passage_window_turns};
+use nr_data::{QreccTurn, Qrels, passage_window_turns, read_text_corpus, window_turns};
 use nr_head::{Head, HeadConfig, HeadMeta};
 use serde::Serialize;
 
@@ -18,7 +18,7 @@ use super::evaluate::mean_row_cosine;
 use super::native_head::{in_memory, ridge_init};
 use super::targets::targets_of_queries;
 use super::{Experiment, RunOptions};
-use crate::manifest::{LossTerm, PretrainMethod};
+use crate::manifest::{LossTerm, PretrainMethod, PretrainSpec};
 use crate::native::{HeadInputs, Standardizer, encode_head};
 use crate::train::trainer::{FitData, fit};
 use crate::vectors::Vectors;
@@ -36,6 +36,10 @@ pub fn is_window_split(name: &str) -> bool {
 
 /// Held-out windows the fidelity is measured on.
 const FIDELITY_WINDOWS: usize = 1000;
+
+/// The held-out windows are numbered from this far past the pre-training windows' first number,
+/// so at most this many windows pre-train a head (`pretrain.texts + pretrain.corpus_texts`).
+pub const HELDOUT_NUMBERS: u32 = 500_000;
 
 /// What the pre-training stage produced, written to `OUTPUT/pretrain.json`.
 #[derive(Debug, Clone, Serialize)]
@@ -93,14 +97,51 @@ impl Pretrained {
     }
 }
 
-/// A split of standalone window turns, cached in parts of `chunk` turns.
-fn window_split(name: &'static str, turns: Vec<QreccTurn>, chunk: usize) -> Split {
-    let mut split = Split::new(name, turns, Qrels::default());
-    let n = split.turns.len();
-    split.parts = (0..n.div_ceil(chunk))
-        .map(|i| chunk.min(n - i * chunk))
+/// A split of standalone window turns, each source's cached in parts of `chunk` turns (so the
+/// passage windows' parts stay the same whatever corpus windows follow them).
+fn window_split<const N: usize>(
+    name: &'static str,
+    sources: [Vec<QreccTurn>; N],
+    chunk: usize,
+) -> Split {
+    let parts: Vec<usize> = sources
+        .iter()
+        .flat_map(|turns| {
+            let n = turns.len();
+            (0..n.div_ceil(chunk)).map(move |i| chunk.min(n - i * chunk))
+        })
         .collect();
+    let mut split = Split::new(name, sources.concat(), Qrels::default());
+    split.parts = parts;
     split
+}
+
+/// The first `pretrain.corpus_texts` windows of the `pretrain.corpus` files' paragraphs (source
+/// `corpus-window`), numbered from `first_no`.
+fn corpus_windows(spec: &PretrainSpec, first_no: u32) -> Result<Vec<QreccTurn>> {
+    if spec.corpus_texts == 0 {
+        return Ok(Vec::new());
+    }
+    let mut docs = Vec::new();
+    for path in &spec.corpus {
+        docs.extend(read_text_corpus(path)?);
+    }
+    let windows = window_turns(
+        &docs,
+        &HashSet::new(),
+        spec.max_sentences,
+        spec.corpus_texts,
+        first_no,
+        "corpus-window",
+    );
+    if windows.len() < spec.corpus_texts {
+        tracing::warn!(
+            "pretrain.corpus_texts = {}: the corpus gives {} windows; pre-training on those",
+            spec.corpus_texts,
+            windows.len()
+        );
+    }
+    Ok(windows)
 }
 
 /// Pre-trains the dense head as `[pretrain]` says, saves it under `dir`, and measures it on dev
@@ -131,11 +172,6 @@ pub fn pretrain_head(
         spec.texts,
         first_no,
     );
-    anyhow::ensure!(
-        !windows.is_empty(),
-        "pretrain.texts = {}: the collection gives no window outside the dev and test gold passages",
-        spec.texts
-    );
     if windows.len() < spec.texts {
         tracing::warn!(
             "pretrain.texts = {}: the collection gives {} windows; pre-training on those",
@@ -143,12 +179,18 @@ pub fn pretrain_head(
             windows.len()
         );
     }
-    let split = window_split(PRETRAIN, windows, spec.chunk);
-    tracing::info!(
-        "pre-training on {} passage windows ({} cached parts)",
-        split.turns.len(),
-        split.parts.len()
+    let corpus = corpus_windows(spec, first_no + windows.len() as u32)?;
+    anyhow::ensure!(
+        !windows.is_empty() || !corpus.is_empty(),
+        "pretrain.texts = {}: the collection gives no window outside the dev and test gold passages",
+        spec.texts
     );
+    tracing::info!(
+        "pre-training on {} passage windows and {} corpus windows",
+        windows.len(),
+        corpus.len()
+    );
+    let split = window_split(PRETRAIN, [windows, corpus], spec.chunk);
     let mut x = ctx.split_rows(&split, opts)?;
     x.standardize(standardizer);
     let texts: Vec<String> = split.turns.iter().map(|t| t.rewrite.clone()).collect();
@@ -237,13 +279,13 @@ fn heldout_windows(
         .collect();
     let split = window_split(
         HELDOUT,
-        passage_window_turns(
+        [passage_window_turns(
             &gold,
             &HashSet::new(),
             spec.max_sentences,
             FIDELITY_WINDOWS,
-            first_no + 500_000,
-        ),
+            first_no + HELDOUT_NUMBERS,
+        )],
         spec.chunk,
     );
     let mut x = ctx.head_inputs(&split, opts)?;
@@ -278,7 +320,10 @@ mod tests {
                 conversation_source: "passage-window".into(),
             })
             .collect();
-        assert_eq!(window_split(PRETRAIN, turns.clone(), 5).parts, [5, 5, 2]);
-        assert_eq!(window_split(HELDOUT, turns, 12).parts, [12]);
+        assert_eq!(window_split(PRETRAIN, [turns.clone()], 5).parts, [5, 5, 2]);
+        assert_eq!(window_split(HELDOUT, [turns.clone()], 12).parts, [12]);
+        let split = window_split(PRETRAIN, [turns[..7].to_vec(), turns[7..].to_vec()], 5);
+        assert_eq!(split.parts, [5, 2, 5], "each source in its own parts");
+        assert_eq!(split.turns.len(), 12);
     }
 }

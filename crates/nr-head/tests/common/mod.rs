@@ -40,7 +40,8 @@ pub fn host<const N: usize>(t: Tensor<N>) -> Vec<f32> {
     t.into_data().try_into_vec_as::<f32>().unwrap()
 }
 
-/// One config of each head kind (both mapper poolings, and a linear head pooling by attention), `layers` mixed layers, small widths.
+/// One config of each head kind (both mapper poolings, a linear head pooling by attention, and a
+/// token-wise MLP pooled by attention), `layers` mixed layers, small widths.
 pub fn configs(layers: usize) -> Vec<HeadConfig> {
     let base = |kind| HeadConfig {
         layers,
@@ -66,12 +67,19 @@ pub fn configs(layers: usize) -> Vec<HeadConfig> {
         token_pooling: TokenPooling::Attention,
         ..base(HeadKind::Linear)
     };
+    let token_mlp_attention = HeadConfig {
+        token_mlp: true,
+        token_pooling: TokenPooling::Attention,
+        input_layernorm: true,
+        ..base(HeadKind::Mlp)
+    };
     vec![
         base(HeadKind::Linear),
         mlp,
         mapper,
         mapper_mean,
         linear_attention,
+        token_mlp_attention,
     ]
 }
 
