@@ -34,37 +34,67 @@ def stamp(result, path):
     return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(t))
 
 
+def pick(ref_rows, cases):
+    """The fastest of the reference `cases` present, and the cases that are missing."""
+    present = [ref_rows[c] for c in cases if c in ref_rows]
+    missing = [c for c in cases if c not in ref_rows]
+    return (max(present, key=lambda r: r["median"]) if present else None), missing
+
+
+def paired(ours, theirs, target, name=None, missing=()):
+    """ours / theirs of one row, with the goal (`None` where there is no reference)."""
+    ratio = ours["median"] / theirs["median"] if theirs and theirs["median"] > 0 else None
+    out = {
+        "reference_case": theirs["case"] if theirs else None,
+        "reference": {k: theirs[k] for k in ("median", "min", "max", "runs")} if theirs else None,
+        "ours_over_reference": ratio,
+        "target": target if theirs else None,
+        "met": (ratio >= target) if ratio is not None and target is not None else None,
+    }
+    if name is not None:
+        out = {"name": name, **out, "missing": list(missing)}
+    return out
+
+
 def collect():
     benches = []
     for path in sorted(RESULTS.glob("*.json")):
-        if path.name.endswith(".reference.json") or path.name == "prefill-prompts.json":
+        if ".reference" in path.name or path.name.endswith("-prompts.json"):
             continue
         ours = json.loads(path.read_text())
-        ref_path = path.with_name(f"{ours['bench']}.reference.json")
-        ref = json.loads(ref_path.read_text()) if ref_path.exists() else None
-        ref_rows = {r["case"]: r for r in ref["rows"]} if ref else {}
+        # Reference rows: bench/<script> writes <bench>.reference.json, other peers
+        # <bench>.reference-<peer>.json.
+        refs = [(p, json.loads(p.read_text())) for p in sorted(RESULTS.glob(f"{ours['bench']}.reference*.json"))]
+        ref_rows = {r["case"]: r for _, ref in refs for r in ref["rows"]}
         target = ours.get("target_vs_reference")
         rows = []
         for r in ours["rows"]:
-            theirs = ref_rows.get(r["case"])
-            ratio = r["median"] / theirs["median"] if theirs and theirs["median"] > 0 else None
-            rows.append({
-                "case": r["case"],
-                "unit": r["unit"],
-                "ours": {k: r[k] for k in ("median", "min", "max", "runs")},
-                "reference": {k: theirs[k] for k in ("median", "min", "max", "runs")} if theirs else None,
-                "ours_over_reference": ratio,
-                "target": target if theirs else None,
-                "met": (ratio >= target) if ratio is not None and target is not None else None,
-            })
+            row = {"case": r["case"], "unit": r["unit"], "ours": {k: r[k] for k in ("median", "min", "max", "runs")}}
+            comparisons = r.get("compare", [])
+            if comparisons:
+                # Held against the fastest of some peers' cases; the first comparison is the row's.
+                results = []
+                for c in comparisons:
+                    best, missing = pick(ref_rows, c["cases"])
+                    results.append(paired(r, best, c.get("target"), c["name"], missing))
+                first = dict(results[0])
+                row.update({k: first[k] for k in ("reference_case", "reference", "ours_over_reference", "target", "met")})
+                row["against"] = first["name"]
+                row["missing"] = first["missing"]
+                row["also"] = results[1:]
+            else:
+                row.update(paired(r, ref_rows.get(r["case"]), target))
+            rows.append(row)
         ratios = [dict(r, met=(r["value"] >= r["target"]) if r.get("target") is not None else None) for r in ours.get("ratios", [])]
         benches.append({
             "bench": ours["bench"],
             "measured": stamp(ours, path),
-            "reference_measured": stamp(ref, ref_path) if ref else None,
+            "reference_measured": "; ".join(stamp(ref, p) for p, ref in refs) or None,
             "workload": ours["workload"],
             "stack": ours["stack"],
-            "reference_stack": ref["stack"] if ref else None,
+            "reference_stack": "; ".join(ref["stack"] for _, ref in refs if ref.get("rows")) or None,
+            # Peers that could not run on this machine, each with its one-line reason.
+            "unavailable": [ref["unavailable"] for _, ref in refs if ref.get("unavailable")],
             "rows": rows,
             "ratios": ratios,
         })
@@ -82,13 +112,25 @@ def markdown(report):
         "| benchmark | case | ours | reference | ours / reference | goal | met |",
         "|---|---|---|---|---|---|---|",
     ]
+    def cells(r):
+        ref = spread(r["reference"]) if r["reference"] else "-"
+        if r.get("reference_case"):
+            ref = f"{r['reference_case']}: {ref}"
+        if r.get("missing"):
+            ref += f" (not measured: {', '.join(r['missing'])})"
+        ratio = f"{r['ours_over_reference']:.2f}" if r["ours_over_reference"] is not None else "-"
+        goal = f">= {r['target']}" if r["target"] is not None else "-"
+        met = {True: "yes", False: "no", None: "-"}[r["met"]]
+        return ref, ratio, goal, met
+
     for b in report["benches"]:
         for r in b["rows"]:
-            ref = spread(r["reference"]) if r["reference"] else "-"
-            ratio = f"{r['ours_over_reference']:.2f}" if r["ours_over_reference"] is not None else "-"
-            goal = f">= {r['target']}" if r["target"] is not None else "-"
-            met = {True: "yes", False: "no", None: "-"}[r["met"]]
-            lines.append(f"| {b['bench']} | {r['case']} | {spread(r['ours'])} {r['unit']} | {ref} | {ratio} | {goal} | {met} |")
+            ref, ratio, goal, met = cells(r)
+            against = f" vs {r['against']}" if r.get("against") else ""
+            lines.append(f"| {b['bench']} | {r['case']}{against} | {spread(r['ours'])} {r['unit']} | {ref} | {ratio} | {goal} | {met} |")
+            for also in r.get("also", []):
+                ref, ratio, goal, met = cells(also)
+                lines.append(f"| | {r['case']} vs {also['name']} | | {ref} | {ratio} | {goal} | {met} |")
     ratios = [(b["bench"], r) for b in report["benches"] for r in b["ratios"]]
     if ratios:
         lines += ["", "| benchmark | ratio | value | goal | met |", "|---|---|---|---|---|"]
@@ -100,7 +142,8 @@ def markdown(report):
     for b in report["benches"]:
         ours = f"Ours ({b['measured']}): {b['stack']}."
         ref = f" Reference ({b['reference_measured']}): {b['reference_stack']}." if b["reference_stack"] else ""
-        lines.append(f"- {b['bench']}: {b['workload']}. {ours}{ref}")
+        missing = "".join(f" Not measured: {why}." for why in b["unavailable"])
+        lines.append(f"- {b['bench']}: {b['workload']}. {ours}{ref}{missing}")
     return "\n".join(lines) + "\n"
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark suite (`just bench`): ours (`cargo bench -p nr-experiments`, release build), then the
-# reference stack (PyTorch, sentence-transformers, numpy) on the same workloads in the same session,
-# then results/bench.json and results/bench.md with the ratios ours / reference.
+# reference stack (PyTorch, sentence-transformers, numpy; llama.cpp built from source) on the same
+# workloads in the same session, then results/bench.json and results/bench.md with the ratios ours / reference.
 #
 #   NR_BENCH_PYTHON=/path/to/python   a Python that has bench/requirements.txt (default: bench/.venv,
 #                                     made on first use; torch from PyPI brings ~4 GB of CUDA wheels)
@@ -26,12 +26,20 @@ if [ "$py" = bench/.venv/bin/python ] && [ ! -x "$py" ]; then
     py=none
   fi
 fi
+ran() { [ "results/bench/$1.json" -nt "$started" ]; }
+if [ "$py" = none ] && ran conversation_prefill; then
+  # Say in the report why the PyTorch peers are missing.
+  python3 -c 'import json, sys; json.dump({"bench": "conversation_prefill", "stack": "PyTorch", "rows": [], "unavailable": sys.argv[1]}, open(sys.argv[2], "w"))' \
+    "PyTorch: no Python reference stack (NR_BENCH_PYTHON=none, or its install failed)" results/bench/conversation_prefill.reference.json
+fi
 if [ "$py" != none ]; then
-  ran() { [ "results/bench/$1.json" -nt "$started" ]; }
   if ran prefill; then "$py" bench/prefill_torch.py; fi
+  if ran conversation_prefill; then "$py" bench/conversation_prefill_torch.py; fi
   if ran teacher_encode; then "$py" bench/teacher_encode_st.py; fi
   # This machine kind sets OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE to values that slow OpenBLAS down
   # (docs/performance.md); numpy runs with OpenBLAS's own detection.
   if ran search; then env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE "$py" bench/search_numpy.py --data "$vectors"; fi
 fi
+# llama.cpp needs no Python stack: built from source on first use (bench/llamacpp_prefill.sh).
+if ran conversation_prefill; then bash bench/llamacpp_prefill.sh; fi
 python3 bench/report.py

@@ -67,9 +67,33 @@ pub struct Row {
     pub min: f64,
     pub max: f64,
     pub runs: Vec<f64>,
+    /// Peers this row is held against, beyond the reference row of the same case (see
+    /// [`Row::against`]); `bench/report.py` pairs them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub compare: Vec<Comparison>,
+}
+
+/// ours / the fastest of some reference cases (rows of `results/bench/<bench>.reference*.json`),
+/// with a goal.
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    pub name: String,
+    pub cases: Vec<String>,
+    pub target: Option<f64>,
 }
 
 impl Row {
+    /// This row compared with the fastest of the reference `cases` (the first comparison is the
+    /// row's `ours_over_reference` in results/bench.json).
+    pub fn against(mut self, name: &str, cases: &[&str], target: Option<f64>) -> Self {
+        self.compare.push(Comparison {
+            name: name.into(),
+            cases: cases.iter().map(|c| c.to_string()).collect(),
+            target,
+        });
+        self
+    }
+
     pub fn new(case: impl Into<String>, unit: &str, runs: Vec<f64>) -> Self {
         assert!(!runs.is_empty(), "a row needs at least one run");
         let mut sorted = runs.clone();
@@ -87,6 +111,7 @@ impl Row {
             min: sorted[0],
             max: sorted[n - 1],
             runs,
+            compare: Vec::new(),
         }
     }
 }
