@@ -276,22 +276,32 @@ fn generated_query_targets_generate_one_query_per_training_turn() {
 }
 
 #[test]
-fn pretraining_on_passage_windows_initialises_the_head_and_reuses_its_cached_chunks() {
+fn pretraining_initialises_the_head_reuses_cached_chunks_and_reads_corpus_windows_after_them() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = tiny_manifest(dir.path());
-    let run = |texts: &str| {
-        let out = nr_logged(&[
-            "run",
-            manifest.to_str().unwrap(),
-            "--set",
-            "head.kind=linear",
-            "--set",
-            &format!("pretrain.texts={texts}"),
-            "--set",
-            "pretrain.chunk=16",
-            "--set",
-            "training.epochs=0",
-        ]);
+    let corpus = dir.path().join("corpus.txt");
+    std::fs::write(
+        &corpus,
+        "Dune is a novel by Frank Herbert. It won the Hugo Award in 1966.\n\
+         Arrakis is the desert planet of the whole story. Spice is found only there.\n",
+    )
+    .unwrap();
+    let run_with = |texts: &str, extra: &[String]| {
+        let mut args = vec![
+            "run".to_string(),
+            manifest.to_str().unwrap().to_string(),
+            "--set".into(),
+            "head.kind=linear".into(),
+            "--set".into(),
+            format!("pretrain.texts={texts}"),
+            "--set".into(),
+            "pretrain.chunk=16".into(),
+            "--set".into(),
+            "training.epochs=0".into(),
+        ];
+        args.extend(extra.iter().cloned());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = nr_logged(&args);
         let log = String::from_utf8_lossy(&out.stderr).to_string();
         assert!(out.status.success(), "run: {log}");
         let report: serde_json::Value =
@@ -299,6 +309,7 @@ fn pretraining_on_passage_windows_initialises_the_head_and_reuses_its_cached_chu
                 .unwrap();
         (report, log)
     };
+    let run = |texts: &str| run_with(texts, &[]);
     let (report, _) = run("40");
     assert_eq!(report["texts"], 40);
     assert_eq!(report["method"], "ridge");
@@ -334,6 +345,33 @@ fn pretraining_on_passage_windows_initialises_the_head_and_reuses_its_cached_chu
         "{}",
         fresh[0]
     );
+
+    // Corpus windows come after the passage windows, in their own chunk: only they are read.
+    // The two paragraphs give 6 windows (each sentence, each pair; `max_sentences` 3).
+    let (report, log) = run_with(
+        "48",
+        &[
+            "--set".into(),
+            format!("pretrain.corpus=[{:?}]", corpus.to_str().unwrap()),
+            "--set".into(),
+            "pretrain.corpus_texts=100".into(),
+        ],
+    );
+    assert_eq!(
+        (report["texts"].as_u64(), report["corpus_texts"].as_u64()),
+        (Some(54), Some(6))
+    );
+    let fresh: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("pretrain: hidden states of"))
+        .collect();
+    assert_eq!(fresh.len(), 1, "{fresh:?}");
+    assert!(
+        fresh[0].contains("hidden states of 6 turns"),
+        "{}",
+        fresh[0]
+    );
+    assert!(log.contains("the corpus gives 6 windows"), "{log}");
 }
 
 #[test]

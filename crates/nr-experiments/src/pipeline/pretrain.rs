@@ -44,7 +44,10 @@ pub const HELDOUT_NUMBERS: u32 = 500_000;
 /// What the pre-training stage produced, written to `OUTPUT/pretrain.json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct PretrainReport {
+    /// Windows pre-trained on, passage and corpus windows together.
     pub texts: usize,
+    /// Of which windows of `pretrain.corpus`.
+    pub corpus_texts: usize,
     pub method: PretrainMethod,
     /// Dev MRR@10 of the pre-trained head alone (no fine-tuning, no lexicon).
     pub dev_mrr10: f64,
@@ -190,6 +193,7 @@ pub fn pretrain_head(
         windows.len(),
         corpus.len()
     );
+    let corpus_texts = corpus.len();
     let split = window_split(PRETRAIN, [windows, corpus], spec.chunk);
     let mut x = ctx.split_rows(&split, opts)?;
     x.standardize(standardizer);
@@ -250,6 +254,7 @@ pub fn pretrain_head(
         stem,
         report: PretrainReport {
             texts: split.turns.len(),
+            corpus_texts,
             method: spec.method,
             dev_mrr10,
             heldout_windows: heldout.x.len(),
