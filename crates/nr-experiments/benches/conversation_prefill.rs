@@ -123,7 +123,7 @@ fn main() {
             nr_backbone::kernels::cpu_features()
         ),
         workload: format!(
-            "all {} turns of {} QReCC test conversations ({prompt_tokens} prompt tokens; incremental runs {} of them, {} fresh prompts), hidden states of layers {:?} ({:?} pooling; peers compute every layer)",
+            "all {} turns of {} QReCC test conversations ({prompt_tokens} prompt tokens; incremental runs {} of them, {} fresh prompts), hidden states of layers {:?} ({:?} pooling; PyTorch stops there too, llama.cpp runs every layer)",
             turns.len(),
             seen.len(),
             stats.computed,
