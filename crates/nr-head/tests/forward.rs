@@ -101,7 +101,7 @@ fn token_mlp_head_pools_the_mlp_of_every_token() {
     let x = host(hidden.clone());
     let out = host(head.forward(hidden.clone(), mask.clone()).unwrap());
     for (row, &len) in lengths.iter().enumerate() {
-        let mut y = vec![0.0; D];
+        let mut y = [0.0; D];
         for t in 0..len {
             let start = (row * 3 + t) * H;
             for (acc, v) in y.iter_mut().zip(token(&x[start..start + H])) {
