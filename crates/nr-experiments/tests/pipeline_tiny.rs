@@ -275,6 +275,17 @@ fn generated_query_targets_generate_one_query_per_training_turn() {
     assert!((0.0..=1.0).contains(&r10));
 }
 
+/// The run's log shows exactly one chunk of pre-training windows read afresh, of `turns` windows.
+fn assert_one_chunk_read(log: &str, turns: usize) {
+    let fresh: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("pretrain: hidden states of"))
+        .collect();
+    assert_eq!(fresh.len(), 1, "{fresh:?}");
+    let want = format!("hidden states of {turns} turns");
+    assert!(fresh[0].contains(&want), "{}", fresh[0]);
+}
+
 #[test]
 fn pretraining_initialises_the_head_reuses_cached_chunks_and_reads_corpus_windows_after_them() {
     let dir = tempfile::tempdir().unwrap();
@@ -335,16 +346,7 @@ fn pretraining_initialises_the_head_reuses_cached_chunks_and_reads_corpus_window
     // 48 windows extend the 40: chunks of 16 are cached, so only the third one is read afresh.
     let (report, log) = run("48");
     assert_eq!(report["texts"], 48);
-    let fresh: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("pretrain: hidden states of"))
-        .collect();
-    assert_eq!(fresh.len(), 1, "{fresh:?}");
-    assert!(
-        fresh[0].contains("hidden states of 16 turns"),
-        "{}",
-        fresh[0]
-    );
+    assert_one_chunk_read(&log, 16);
 
     // Corpus windows come after the passage windows, in their own chunk: only they are read.
     // The two paragraphs give 6 windows (each sentence, each pair; `max_sentences` 3).
@@ -361,16 +363,7 @@ fn pretraining_initialises_the_head_reuses_cached_chunks_and_reads_corpus_window
         (report["texts"].as_u64(), report["corpus_texts"].as_u64()),
         (Some(54), Some(6))
     );
-    let fresh: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("pretrain: hidden states of"))
-        .collect();
-    assert_eq!(fresh.len(), 1, "{fresh:?}");
-    assert!(
-        fresh[0].contains("hidden states of 6 turns"),
-        "{}",
-        fresh[0]
-    );
+    assert_one_chunk_read(&log, 6);
     assert!(log.contains("the corpus gives 6 windows"), "{log}");
 }
 

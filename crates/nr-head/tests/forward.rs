@@ -9,6 +9,18 @@ use burn::tensor::{Device, Tensor};
 use common::*;
 use nr_head::{AttentionPool, HeadConfig, HeadError, HeadKind, LayerMix, Projection};
 
+/// Row `row` of the head's output `out` `[rows, D]` is `y / ||y||` within 1e-5.
+fn assert_normalised_row(out: &[f32], row: usize, y: &[f64]) {
+    let norm = y.iter().map(|v| v * v).sum::<f64>().sqrt();
+    for (d, v) in y.iter().enumerate() {
+        let (got, want) = (out[row * D + d] as f64, v / norm);
+        assert!(
+            (got - want).abs() < 1e-5,
+            "row {row} dim {d}: {got} vs {want}"
+        );
+    }
+}
+
 #[test]
 fn linear_head_is_the_normalised_map_of_the_masked_mean() {
     let device = Device::flex();
@@ -37,14 +49,7 @@ fn linear_head_is_the_normalised_map_of_the_masked_mean() {
         let y: Vec<f64> = (0..D)
             .map(|d| bias[d] as f64 + (0..H).map(|h| mean[h] * w[h * D + d] as f64).sum::<f64>())
             .collect();
-        let norm = y.iter().map(|v| v * v).sum::<f64>().sqrt();
-        for d in 0..D {
-            let (got, want) = (out[row * D + d] as f64, y[d] / norm);
-            assert!(
-                (got - want).abs() < 1e-5,
-                "row {row} dim {d}: {got} vs {want}"
-            );
-        }
+        assert_normalised_row(&out, row, &y);
     }
 }
 
@@ -108,14 +113,7 @@ fn token_mlp_head_pools_the_mlp_of_every_token() {
                 *acc += v / len as f64;
             }
         }
-        let norm = y.iter().map(|v| v * v).sum::<f64>().sqrt();
-        for d in 0..D {
-            let (got, want) = (out[row * D + d] as f64, y[d] / norm);
-            assert!(
-                (got - want).abs() < 1e-5,
-                "row {row} dim {d}: {got} vs {want}"
-            );
-        }
+        assert_normalised_row(&out, row, &y);
     }
     // Pooling first gives another vector for the 3-token row (GELU is not linear), the same one
     // for the 1-token row.
