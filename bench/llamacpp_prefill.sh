@@ -6,6 +6,7 @@
 # with llama.cpp's default flash attention setting (auto: on for the CPU).
 #
 # usage: bench/llamacpp_prefill.sh [prompts.json] [prefill options, e.g. --repeats 5]
+# (runs: NR_BENCH_REPEATS, default 2, as the other conversation-workload rows)
 #
 # The llama.cpp sources are the ones vendored in the llama-cpp-sys-2 crate (pinned
 # version and checksum below, from crates.io); cmake comes from PyPI. Both, and the
@@ -89,5 +90,5 @@ echo "build step took $((SECONDS - start)) s" >>"$LOG"
 mkdir -p "$(dirname "$OUT")"
 "$BUILD/prefill" "$MODEL" "$PROMPTS" "$OUT" \
     --stack "llama.cpp $LLAMA_VERSION-dev from $CRATE $CRATE_VERSION" --threads "$(nproc)" --flash-attn auto \
-    "$@" 2>"$CACHE/run.log" ||
+    --repeats "${NR_BENCH_REPEATS:-2}" "$@" 2>"$CACHE/run.log" ||
     { rm -f "$OUT.tmp"; fail "prefill failed: $(tail -n 1 "$CACHE/run.log")"; }
