@@ -36,8 +36,7 @@ CMAKE="$CACHE/cmake/cmake/data/bin/cmake"
 fail() {
     echo "bench: llama.cpp peer could not run: $*" >&2
     mkdir -p "$(dirname "$OUT")" &&
-        python3 -c 'import json, sys; json.dump({"bench": "conversation_prefill", "stack": "llama.cpp", "rows": [], "unavailable": sys.argv[1]}, open(sys.argv[2], "w"))' \
-            "llama.cpp: $*" "$OUT"
+        python3 "$ROOT/bench/unavailable.py" conversation_prefill llama.cpp "$*" "$OUT"
     exit 0
 }
 

@@ -77,7 +77,7 @@ def collect():
                 for c in comparisons:
                     best, missing = pick(ref_rows, c["cases"])
                     results.append(paired(r, best, c.get("target"), c["name"], missing))
-                first = dict(results[0])
+                first = results[0]
                 row.update({k: first[k] for k in ("reference_case", "reference", "ours_over_reference", "target", "met")})
                 row["against"] = first["name"]
                 row["missing"] = first["missing"]

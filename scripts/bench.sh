@@ -29,8 +29,8 @@ fi
 ran() { [ "results/bench/$1.json" -nt "$started" ]; }
 if [ "$py" = none ] && ran conversation_prefill; then
   # Say in the report why the PyTorch peers are missing.
-  python3 -c 'import json, sys; json.dump({"bench": "conversation_prefill", "stack": "PyTorch", "rows": [], "unavailable": sys.argv[1]}, open(sys.argv[2], "w"))' \
-    "PyTorch: no Python reference stack (NR_BENCH_PYTHON=none, or its install failed)" results/bench/conversation_prefill.reference.json
+  python3 bench/unavailable.py conversation_prefill PyTorch \
+    "no Python reference stack (NR_BENCH_PYTHON=none, or its install failed)" results/bench/conversation_prefill.reference.json
 fi
 if [ "$py" != none ]; then
   if ran prefill; then "$py" bench/prefill_torch.py; fi

