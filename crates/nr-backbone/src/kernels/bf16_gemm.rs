@@ -133,9 +133,22 @@ impl PackedBf16 {
     /// `x · W` for rows rounded by [`Self::round_input`] (of a matrix with the same input width;
     /// `round_input` checked the CPU).
     pub fn matmul_rows(&self, x: &RoundedRows) -> Vec<f32> {
+        let mut out = vec![0.0f32; x.m * self.n];
+        self.matmul_rows_into(x, &mut out);
+        out
+    }
+
+    /// [`Self::matmul_rows`] into `out` (`[m, n]`, overwritten): no fresh buffer per call.
+    pub fn matmul_rows_into(&self, x: &RoundedRows, out: &mut [f32]) {
         assert_eq!(x.pairs, self.pairs, "rows rounded for another input width");
         let (m, a) = (x.m, &x.data);
-        let mut out = vec![0.0f32; m * self.n];
+        assert_eq!(
+            out.len(),
+            m * self.n,
+            "output of {} values for [{m}, {}]",
+            out.len(),
+            self.n
+        );
         let panels = self.n.div_ceil(PANEL);
         let per_task = rows_per_task(m, panels);
         let row_blocks = m.div_ceil(per_task);
@@ -159,7 +172,6 @@ impl PackedBf16 {
                 r0 += mr;
             }
         });
-        out
     }
 }
 

@@ -1,9 +1,12 @@
 //! CPU fast paths chosen at run time from the CPU's features, with burn's f32 matmul as the fallback.
 //!
 //! - [`bf16_gemm`]: decoder projections with bf16 weights and f32 sums (AVX-512 BF16).
+//! - [`attention`]: masked softmax attention of one head in f32 (AVX-512 F), for the decoder's host pass.
 //! - [`swiglu`]: the MLP's `silu(gate) * up` on the host, between two bf16 projections.
 
+pub mod attention;
 pub mod bf16_gemm;
+pub mod exp;
 pub mod swiglu;
 
 use serde::{Deserialize, Serialize};

@@ -155,5 +155,6 @@ pub fn build_llama(
         rope,
         device: device.clone(),
         precision: Precision::F32,
+        host: None,
     })
 }

@@ -10,6 +10,7 @@ mod chat_template;
 mod config;
 mod generate;
 mod gguf_source;
+mod host_decoder;
 mod model;
 mod prefix;
 mod projection;

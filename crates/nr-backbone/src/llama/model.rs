@@ -9,14 +9,16 @@ use std::collections::BTreeMap;
 
 use burn::nn::{Embedding, RmsNorm};
 use burn::tensor::activation::{silu, softmax};
-use burn::tensor::{Device, Int, Tensor};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::config::LlamaConfig;
+use super::host_decoder::{HostDecoder, HostKv};
 use super::projection::{Projection, on_host};
 use super::rope::{Rope, RopeAngles};
 use crate::error::{BackboneError, Result};
 use crate::kernels::swiglu::silu_mul_in_place;
 use crate::kernels::{PackedBf16, Precision, bf16_supported};
+use crate::weights::to_host;
 
 /// Added to attention scores of masked keys. Every query row keeps at least one key (padding
 /// queries attend to themselves), so no softmax row is all `-inf`; an infinite mask also keeps
@@ -52,10 +54,56 @@ pub struct DecoderLayer {
     pub mlp: Mlp,
 }
 
-/// Keys and values of the tokens seen so far, per layer: `[batch, kv_heads, seen, head_dim]`.
+/// Keys and values of the tokens seen so far, per layer.
 #[derive(Debug, Default, Clone)]
 pub struct KvCache {
-    layers: Vec<Option<(Tensor<4>, Tensor<4>)>>,
+    layers: Vec<Option<LayerKv>>,
+}
+
+/// One layer's keys and values, held where the pass that filled them runs.
+#[derive(Debug, Clone)]
+enum LayerKv {
+    /// `[batch, kv_heads, seen, head_dim]` each, on the model's device.
+    Tensors(Tensor<4>, Tensor<4>),
+    /// On the host, for [`HostDecoder`].
+    Host(HostKv),
+}
+
+impl LayerKv {
+    fn len(&self) -> usize {
+        match self {
+            LayerKv::Tensors(k, _) => k.dims()[2],
+            LayerKv::Host(kv) => kv.len(),
+        }
+    }
+
+    /// As tensors on `device` (a cache the host pass filled, read by the burn path).
+    fn into_tensors(self, device: &Device) -> (Tensor<4>, Tensor<4>) {
+        match self {
+            LayerKv::Tensors(k, v) => (k, v),
+            LayerKv::Host(kv) => {
+                let (k, v, dims) = kv.to_rows();
+                let tensor = |data| Tensor::from_data(TensorData::new(data, dims), device);
+                (tensor(k), tensor(v))
+            }
+        }
+    }
+
+    /// On the host (a cache the burn path filled, read by the host pass).
+    fn into_host(self) -> HostKv {
+        match self {
+            LayerKv::Host(kv) => kv,
+            LayerKv::Tensors(k, v) => {
+                let dims = k.dims();
+                HostKv::from_rows(&read_cpu(k), &read_cpu(v), dims)
+            }
+        }
+    }
+}
+
+/// The values of a CPU tensor (its read cannot fail: a failure is a bug, not bad input).
+fn read_cpu<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    to_host(t).expect("reading a CPU tensor")
 }
 
 impl KvCache {
@@ -64,7 +112,7 @@ impl KvCache {
         self.layers
             .first()
             .and_then(|l| l.as_ref())
-            .map_or(0, |(k, _)| k.dims()[2])
+            .map_or(0, LayerKv::len)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -73,11 +121,16 @@ impl KvCache {
 
     /// Keeps the first `len` positions of every layer (no-op when it holds no more).
     pub fn truncate(&mut self, len: usize) {
-        for (k, v) in self.layers.iter_mut().flatten() {
-            let [b, h, s, d] = k.dims();
-            if s > len {
-                *k = k.clone().slice([0..b, 0..h, 0..len, 0..d]);
-                *v = v.clone().slice([0..b, 0..h, 0..len, 0..d]);
+        for layer in self.layers.iter_mut().flatten() {
+            match layer {
+                LayerKv::Tensors(k, v) => {
+                    let [b, h, s, d] = k.dims();
+                    if s > len {
+                        *k = k.clone().slice([0..b, 0..h, 0..len, 0..d]);
+                        *v = v.clone().slice([0..b, 0..h, 0..len, 0..d]);
+                    }
+                }
+                LayerKv::Host(kv) => kv.truncate(len),
             }
         }
     }
@@ -106,6 +159,9 @@ pub struct LlamaModel {
     pub device: Device,
     /// What the projections run in: [`Precision::F32`] or [`Precision::Bf16`], never `Auto`.
     pub precision: Precision,
+    /// The layers packed for the host pass, when the projections run in bf16 on a CPU that runs
+    /// it (then the layers' own projections stay f32 and unpacked).
+    pub(crate) host: Option<HostDecoder>,
 }
 
 impl Attention {
@@ -114,9 +170,10 @@ impl Attention {
         x: Tensor<3>,
         angles: &RopeAngles,
         mask: &Tensor<4>,
-        cache: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
+        cache: Option<&mut Option<LayerKv>>,
     ) -> Tensor<3> {
         let [b, s, _] = x.dims();
+        let device = x.device();
         let (h, kvh, d) = (self.num_heads, self.num_kv_heads, self.head_dim);
         let q = self
             .q_proj
@@ -137,11 +194,11 @@ impl Attention {
         let k = angles.rotate(k);
         let (k, v) = match cache {
             Some(slot) => {
-                let (k, v) = match slot.take() {
+                let (k, v) = match slot.take().map(|kv| kv.into_tensors(&device)) {
                     Some((pk, pv)) => (Tensor::cat(vec![pk, k], 2), Tensor::cat(vec![pv, v], 2)),
                     None => (k, v),
                 };
-                *slot = Some((k.clone(), v.clone()));
+                *slot = Some(LayerKv::Tensors(k.clone(), v.clone()));
                 (k, v)
             }
             None => (k, v),
@@ -203,7 +260,7 @@ impl DecoderLayer {
         x: Tensor<3>,
         angles: &RopeAngles,
         mask: &Tensor<4>,
-        cache: Option<&mut Option<(Tensor<4>, Tensor<4>)>>,
+        cache: Option<&mut Option<LayerKv>>,
     ) -> Tensor<3> {
         let attn =
             self.self_attn
@@ -237,14 +294,20 @@ impl LlamaModel {
         };
         if chosen != self.precision {
             let on = chosen == Precision::Bf16;
+            self.host = None;
+            if on && HostDecoder::supported(self) {
+                self.host = Some(HostDecoder::new(self)?);
+            }
+            // The layers' own projections are packed only where the host pass does not run them.
+            let layers_on = on && self.host.is_none();
             for layer in &mut self.layers {
                 let a = &mut layer.self_attn;
                 for p in [&mut a.q_proj, &mut a.k_proj, &mut a.v_proj, &mut a.o_proj] {
-                    p.use_bf16(on)?;
+                    p.use_bf16(layers_on)?;
                 }
                 let m = &mut layer.mlp;
                 for p in [&mut m.gate_proj, &mut m.up_proj, &mut m.down_proj] {
-                    p.use_bf16(on)?;
+                    p.use_bf16(layers_on)?;
                 }
             }
             self.lm_head.use_bf16(on)?;
@@ -321,6 +384,9 @@ impl LlamaModel {
         if let Some(c) = cache.as_deref_mut() {
             c.layers.resize(self.layers.len(), None);
         }
+        if let Some(host) = &self.host {
+            return self.run_layers_host(host, x, positions, mask, cache, want, depth, hidden);
+        }
         let angles = self.rope.angles(positions);
         for (i, layer) in self.layers.iter().take(depth).enumerate() {
             let slot = cache.as_deref_mut().map(|c| &mut c.layers[i]);
@@ -330,6 +396,58 @@ impl LlamaModel {
             }
         }
         (hidden, x)
+    }
+
+    /// [`Self::run_layers`] through the host pass, from the embeddings `x`.
+    #[allow(clippy::too_many_arguments)]
+    fn run_layers_host(
+        &self,
+        host: &HostDecoder,
+        x: Tensor<3>,
+        positions: &Tensor<2, Int>,
+        mask: &Tensor<4>,
+        mut cache: Option<&mut KvCache>,
+        want: &[usize],
+        depth: usize,
+        mut hidden: BTreeMap<usize, Tensor<3>>,
+    ) -> (BTreeMap<usize, Tensor<3>>, Tensor<3>) {
+        let dims = x.dims();
+        let [b, s, _] = dims;
+        let positions: Vec<usize> = positions
+            .clone()
+            .into_data()
+            .try_into_vec_as::<i64>()
+            .expect("reading CPU positions")
+            .into_iter()
+            .map(|p| p as usize)
+            .collect();
+        let mask = read_cpu(mask.clone());
+        let mut x = read_cpu(x);
+        let n = self.layers.len();
+        let device = &self.device;
+        let tensor =
+            |data: &[f32]| Tensor::<3>::from_data(TensorData::new(data.to_vec(), dims), device);
+        let mut kv: Vec<HostKv> = match cache.as_deref_mut() {
+            Some(c) => c.layers[..depth]
+                .iter_mut()
+                .map(|slot| {
+                    slot.take()
+                        .map_or_else(|| host.empty_kv(b), LayerKv::into_host)
+                })
+                .collect(),
+            None => (0..depth).map(|_| host.empty_kv(b)).collect(),
+        };
+        host.run(&mut x, b, s, &positions, &mask, &mut kv, |layer, x| {
+            if layer < n && want.contains(&layer) {
+                hidden.insert(layer, tensor(x));
+            }
+        });
+        if let Some(c) = cache {
+            for (slot, kv) in c.layers.iter_mut().zip(kv) {
+                *slot = Some(LayerKv::Host(kv));
+            }
+        }
+        (hidden, tensor(&x))
     }
 
     /// Runs `ids` `[batch, seq]` at `positions` `[batch, seq]` with an additive `mask`

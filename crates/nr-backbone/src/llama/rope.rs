@@ -2,6 +2,13 @@
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
+/// The rotation angle of frequency `i` (of `head_dim / 2`) at position `pos`: the inverse
+/// frequency in f64 then rounded, like HF's float32 `inv_freq * position` up to rounding.
+pub(crate) fn angle(i: usize, pos: usize, head_dim: usize, theta: f64) -> f32 {
+    let inv_freq = 1.0 / theta.powf((2 * i) as f64 / head_dim as f64);
+    (inv_freq as f32) * (pos as f32)
+}
+
 /// Precomputed cos/sin tables `[max_positions, head_dim]` (each frequency repeated over both halves).
 #[derive(Debug, Clone)]
 pub struct Rope {
@@ -19,9 +26,7 @@ impl Rope {
         for pos in 0..max_positions {
             for _half in 0..2 {
                 for i in 0..half {
-                    // Computed in f64 then rounded, like HF's float32 inv_freq * position up to rounding.
-                    let inv_freq = 1.0 / theta.powf((2 * i) as f64 / head_dim as f64);
-                    let angle = (inv_freq as f32) * (pos as f32);
+                    let angle = angle(i, pos, head_dim, theta);
                     cos.push(angle.cos());
                     sin.push(angle.sin());
                 }
