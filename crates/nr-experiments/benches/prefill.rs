@@ -2,7 +2,8 @@
 //! states, over 8 real QReCC conversation prompts of ~128 tokens (built as the pipeline builds
 //! them), batch 8 (left-padded) and batch 1, on 1 thread and on all threads; in f32, then (on a CPU
 //! with AVX-512 BF16) with the projections in bf16, rows named `... bf16` like PyTorch's bfloat16
-//! rows of bench/prefill_torch.py.
+//! rows of bench/prefill_torch.py. The rows of the precision `auto` picks are held against
+//! PyTorch's faster dtype for the same case (goal 1x, issue #15).
 //!
 //! `cargo bench -p nr-experiments --bench prefill`; writes results/bench/prefill.json and the
 //! prompts (results/bench/prefill-prompts.json) that `bench/prefill_torch.py` runs in PyTorch.
@@ -53,6 +54,8 @@ fn main() {
     if nr_backbone::kernels::bf16_supported() {
         precisions.push(Precision::Bf16);
     }
+    // The precision `auto` picks: its rows are held against PyTorch's faster dtype.
+    let chosen = *precisions.last().unwrap();
     for precision in precisions {
         llm.set_precision(precision).unwrap();
         let suffix = if precision == Precision::Bf16 {
@@ -81,11 +84,22 @@ fn main() {
                         })
                         .collect()
                 });
-                rows.push(Row::new(
+                let row = Row::new(
                     format!("threads={threads} batch={batch}{suffix}"),
                     "tokens/s",
                     runs,
-                ));
+                );
+                let f32_case = format!("threads={threads} batch={batch}");
+                let bf16_case = format!("{f32_case} bf16");
+                rows.push(if precision == chosen {
+                    row.against(
+                        "PyTorch's faster dtype",
+                        &[f32_case.as_str(), bf16_case.as_str()],
+                        Some(1.0),
+                    )
+                } else {
+                    row
+                });
             }
         }
     }
@@ -105,7 +119,8 @@ fn main() {
         workload: format!("8 QReCC conversation prompts of {lens:?} tokens, hidden states of all {} layers", layers.len()),
         rows,
         ratios: vec![],
-        target_vs_reference: Some(1.5),
+        // Rows of the other precision are compared with PyTorch in the same dtype, without a goal.
+        target_vs_reference: None,
     }
     .finish();
 }

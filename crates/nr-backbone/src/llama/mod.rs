@@ -192,6 +192,12 @@ impl Llm {
         self.model.precision
     }
 
+    /// Whether the decoder layers run on the host in one pass per layer (bf16 projections on a
+    /// CPU with AVX-512 BF16), not through burn's tensors.
+    pub fn runs_host_pass(&self) -> bool {
+        self.model.host.is_some()
+    }
+
     /// Number of decoder layers (also the index of the final-normed hidden state).
     pub fn num_layers(&self) -> usize {
         self.model.config.num_layers

@@ -129,12 +129,16 @@ impl Experiment {
         })
     }
 
-    /// A cache key of kind `kind` bound to this run's LLM weights and the precision its
-    /// projections run in (f32 keys are those of every cache written before bf16 existed).
+    /// A cache key of kind `kind` bound to this run's LLM weights, the precision its
+    /// projections run in (f32 keys are those of every cache written before bf16 existed) and,
+    /// in bf16, whether the decoder ran its host pass (its attention and norms round apart).
     pub(super) fn llm_key(&self, kind: &str) -> CacheKeyBuilder {
         let key = CacheKeyBuilder::new(kind).model_hash(&self.llm_hash);
         match self.llm.precision() {
             Precision::F32 | Precision::Auto => key,
+            Precision::Bf16 if self.llm.runs_host_pass() => {
+                key.setting("precision", "bf16").setting("decoder", "host")
+            }
             Precision::Bf16 => key.setting("precision", "bf16"),
         }
     }
