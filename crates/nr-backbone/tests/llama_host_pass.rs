@@ -11,8 +11,13 @@ use nr_backbone::kernels::{Precision, bf16_supported};
 use nr_backbone::llama::{GenerateOptions, Llm, PrefixCache};
 use nr_backbone::synthetic::{LlamaShape, write_llama_gguf};
 
-/// A random Qwen2 decoder of 2 layers with 2 query heads and 1 key/value head of width 128.
-fn qwen2_wide_heads(dir: &std::path::Path) -> Llm {
+/// A random Qwen2 decoder of 2 layers with 2 query heads and 1 key/value head of width 128, in
+/// f32 (with the folder that holds it), or `None` where the CPU cannot run the host pass.
+fn qwen2_wide_heads() -> Option<(tempfile::TempDir, Llm)> {
+    if !bf16_supported() {
+        eprintln!("skipped: this CPU has no AVX-512 BF16 (the burn path serves it)");
+        return None;
+    }
     let shape = LlamaShape {
         hidden_size: 256,
         intermediate_size: 512,
@@ -20,19 +25,18 @@ fn qwen2_wide_heads(dir: &std::path::Path) -> Llm {
         num_kv_heads: 1,
         ..LlamaShape::qwen2_tiny()
     };
-    let path = dir.join("qwen2-wide.gguf");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("qwen2-wide.gguf");
     write_llama_gguf(&path, &shape, 11).unwrap();
-    Llm::load(&path, &Device::flex()).unwrap()
+    let llm = Llm::load(&path, &Device::flex()).unwrap();
+    Some((dir, llm))
 }
 
 #[test]
 fn wide_heads_with_biases_stay_close_to_f32_alone_and_left_padded() {
-    if !bf16_supported() {
-        eprintln!("skipped: this CPU has no AVX-512 BF16 (the burn path serves it)");
+    let Some((_dir, mut llm)) = qwen2_wide_heads() else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let mut llm = qwen2_wide_heads(dir.path());
+    };
     let prompts: Vec<Vec<u32>> = ["what is a llama, and where do llamas live?", "hi"]
         .iter()
         .map(|t| llm.tokenizer.encode(t).unwrap())
@@ -75,12 +79,9 @@ fn wide_heads_with_biases_stay_close_to_f32_alone_and_left_padded() {
 
 #[test]
 fn a_cache_extension_equals_the_whole_prompt_and_generation_runs_on_the_host_cache() {
-    if !bf16_supported() {
-        eprintln!("skipped: this CPU has no AVX-512 BF16");
+    let Some((_dir, mut llm)) = qwen2_wide_heads() else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let mut llm = qwen2_wide_heads(dir.path());
+    };
     llm.set_precision(Precision::Auto).unwrap();
     let first = llm
         .tokenizer
@@ -121,12 +122,9 @@ fn a_cache_extension_equals_the_whole_prompt_and_generation_runs_on_the_host_cac
 
 #[test]
 fn a_cache_moves_between_the_burn_path_and_the_host_pass() {
-    if !bf16_supported() {
-        eprintln!("skipped: this CPU has no AVX-512 BF16");
+    let Some((_dir, mut llm)) = qwen2_wide_heads() else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let mut llm = qwen2_wide_heads(dir.path());
+    };
     let first = llm.tokenizer.encode("a cache filled by one path").unwrap();
     let whole = [
         first.clone(),

@@ -227,14 +227,7 @@ mod avx512 {
 mod tests {
     use super::*;
 
-    fn values(len: usize, seed: u32) -> Vec<f32> {
-        (0..len)
-            .map(|i| {
-                let h = (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8;
-                (h % 2001) as f32 / 1000.0 - 1.0
-            })
-            .collect()
-    }
+    use crate::kernels::test_values as values;
 
     /// Softmax attention in f64 with the mask as given.
     fn reference(
@@ -277,6 +270,31 @@ mod tests {
             }
         }
         kt
+    }
+
+    /// Inputs of rows laid out back to back: queries and values `[_, d]`, keys transposed with
+    /// a stride of `keys` rounded up to 16, the mask `[_, keys]`.
+    fn packed<'a>(
+        q: &'a [f32],
+        kt: &'a [f32],
+        v: &'a [f32],
+        mask: &'a [f32],
+        keys: usize,
+        d: usize,
+        scale: f32,
+    ) -> HeadInputs<'a> {
+        HeadInputs {
+            q,
+            q_stride: d,
+            kt,
+            kt_stride: keys.next_multiple_of(16),
+            v,
+            mask,
+            mask_stride: keys,
+            keys,
+            head_dim: d,
+            scale,
+        }
     }
 
     /// A causal mask whose first `pad` keys are padding (padding queries see only themselves, as
@@ -322,18 +340,7 @@ mod tests {
             let mask = causal(rows, cached, pad);
             let scale = 1.0 / (d as f32).sqrt();
             let kt = transpose(&k, keys, d, stride);
-            let inputs = HeadInputs {
-                q: &q,
-                q_stride: d,
-                kt: &kt,
-                kt_stride: stride,
-                v: &v,
-                mask: &mask,
-                mask_stride: keys,
-                keys,
-                head_dim: d,
-                scale,
-            };
+            let inputs = packed(&q, &kt, &v, &mask, keys, d, scale);
             let mut out = vec![0.0f32; rows * d];
             attend(&inputs, 0..rows, &mut out);
             let want = reference(&q, &k, &v, &mask, rows, keys, d, scale);
@@ -361,18 +368,7 @@ mod tests {
         );
         let kt = transpose(&k, rows, d, stride);
         let mask = causal(rows, 0, 0);
-        let inputs = HeadInputs {
-            q: &q,
-            q_stride: d,
-            kt: &kt,
-            kt_stride: stride,
-            v: &v,
-            mask: &mask,
-            mask_stride: rows,
-            keys: rows,
-            head_dim: d,
-            scale: 0.125,
-        };
+        let inputs = packed(&q, &kt, &v, &mask, rows, d, 0.125);
         let mut all = vec![0.0f32; rows * d];
         attend(&inputs, 0..rows, &mut all);
         for r in 0..rows {

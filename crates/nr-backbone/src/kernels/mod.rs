@@ -13,6 +13,17 @@ use serde::{Deserialize, Serialize};
 
 pub use bf16_gemm::{PackedBf16, RoundedRows};
 
+/// Deterministic values in [-1, 1] for the kernels' tests.
+#[cfg(test)]
+pub(crate) fn test_values(len: usize, seed: u32) -> Vec<f32> {
+    (0..len)
+        .map(|i| {
+            let h = (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8;
+            (h % 2001) as f32 / 1000.0 - 1.0
+        })
+        .collect()
+}
+
 /// Number format of the decoder's projections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
