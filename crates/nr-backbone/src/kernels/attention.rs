@@ -52,7 +52,7 @@ pub fn supported(head_dim: usize) -> bool {
 pub fn attend(inputs: &HeadInputs, rows: std::ops::Range<usize>, out: &mut [f32]) {
     let d = inputs.head_dim;
     assert!(supported(d), "attention kernel on a CPU without AVX-512 F");
-    assert!(inputs.kt_stride % LANES == 0 && inputs.kt_stride >= inputs.keys);
+    assert!(inputs.kt_stride.is_multiple_of(LANES) && inputs.kt_stride >= inputs.keys);
     assert!(inputs.kt.len() >= d * inputs.kt_stride && inputs.v.len() >= inputs.keys * d);
     assert!(
         rows.end == rows.start
@@ -229,17 +229,11 @@ mod tests {
 
     use crate::kernels::test_values as values;
 
-    /// Softmax attention in f64 with the mask as given.
-    fn reference(
-        q: &[f32],
-        k: &[f32],
-        v: &[f32],
-        mask: &[f32],
-        rows: usize,
-        keys: usize,
-        d: usize,
-        scale: f32,
-    ) -> Vec<f32> {
+    /// Softmax attention in f64 of the first `rows` queries of `inputs`, with the keys `k`
+    /// `[keys, d]` as rows (not transposed) and the mask as given.
+    fn reference(inputs: &HeadInputs, k: &[f32], rows: usize) -> Vec<f32> {
+        let (q, v, mask) = (inputs.q, inputs.v, inputs.mask);
+        let (keys, d, scale) = (inputs.keys, inputs.head_dim, inputs.scale);
         let mut out = vec![0.0f32; rows * d];
         for i in 0..rows {
             let s: Vec<f64> = (0..keys)
@@ -343,7 +337,7 @@ mod tests {
             let inputs = packed(&q, &kt, &v, &mask, keys, d, scale);
             let mut out = vec![0.0f32; rows * d];
             attend(&inputs, 0..rows, &mut out);
-            let want = reference(&q, &k, &v, &mask, rows, keys, d, scale);
+            let want = reference(&inputs, &k, rows);
             for (i, (g, w)) in out.iter().zip(&want).enumerate() {
                 assert!(
                     (g - w).abs() <= 2e-6 * (1.0 + w.abs()),

@@ -63,8 +63,9 @@ pub struct KvCache {
 /// One layer's keys and values, held where the pass that filled them runs.
 #[derive(Debug, Clone)]
 enum LayerKv {
-    /// `[batch, kv_heads, seen, head_dim]` each, on the model's device.
-    Tensors(Tensor<4>, Tensor<4>),
+    /// Keys and values `[batch, kv_heads, seen, head_dim]` on the model's device (boxed: a
+    /// tensor handle is far larger than the host variant).
+    Tensors(Box<(Tensor<4>, Tensor<4>)>),
     /// On the host, for [`HostDecoder`].
     Host(HostKv),
 }
@@ -72,7 +73,7 @@ enum LayerKv {
 impl LayerKv {
     fn len(&self) -> usize {
         match self {
-            LayerKv::Tensors(k, _) => k.dims()[2],
+            LayerKv::Tensors(kv) => kv.0.dims()[2],
             LayerKv::Host(kv) => kv.len(),
         }
     }
@@ -80,7 +81,7 @@ impl LayerKv {
     /// As tensors on `device` (a cache the host pass filled, read by the burn path).
     fn into_tensors(self, device: &Device) -> (Tensor<4>, Tensor<4>) {
         match self {
-            LayerKv::Tensors(k, v) => (k, v),
+            LayerKv::Tensors(kv) => *kv,
             LayerKv::Host(kv) => {
                 let (k, v, dims) = kv.to_rows();
                 let tensor = |data| Tensor::from_data(TensorData::new(data, dims), device);
@@ -93,7 +94,8 @@ impl LayerKv {
     fn into_host(self) -> HostKv {
         match self {
             LayerKv::Host(kv) => kv,
-            LayerKv::Tensors(k, v) => {
+            LayerKv::Tensors(kv) => {
+                let (k, v) = *kv;
                 let dims = k.dims();
                 HostKv::from_rows(&read_cpu(k), &read_cpu(v), dims)
             }
@@ -123,7 +125,8 @@ impl KvCache {
     pub fn truncate(&mut self, len: usize) {
         for layer in self.layers.iter_mut().flatten() {
             match layer {
-                LayerKv::Tensors(k, v) => {
+                LayerKv::Tensors(kv) => {
+                    let (k, v) = &mut **kv;
                     let [b, h, s, d] = k.dims();
                     if s > len {
                         *k = k.clone().slice([0..b, 0..h, 0..len, 0..d]);
@@ -198,7 +201,7 @@ impl Attention {
                     Some((pk, pv)) => (Tensor::cat(vec![pk, k], 2), Tensor::cat(vec![pv, v], 2)),
                     None => (k, v),
                 };
-                *slot = Some(LayerKv::Tensors(k.clone(), v.clone()));
+                *slot = Some(LayerKv::Tensors(Box::new((k.clone(), v.clone()))));
                 (k, v)
             }
             None => (k, v),
