@@ -35,15 +35,7 @@ pub struct HeadInputs<'a> {
 
 /// Whether [`attend`] runs on this CPU for heads of `head_dim` (AVX-512 F; 64 or 128 wide).
 pub fn supported(head_dim: usize) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        matches!(head_dim, 64 | 128) && std::arch::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = head_dim;
-        false
-    }
+    matches!(head_dim, 64 | 128) && super::avx512f_supported()
 }
 
 /// Attention of the queries `rows` (indices into `inputs.q` and the mask) written to `out`, row

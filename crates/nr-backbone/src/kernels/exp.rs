@@ -1,13 +1,15 @@
 //! A polynomial `e^x` for f32, scalar and 16-wide (AVX-512 F), for softmax weights and SiLU: glibc's
 //! `expf` is a scalar call per element, and both run on every attention score and MLP activation.
 
+/// ln 2 split in two (Cody-Waite): `LN2_HI` has few enough bits that `n * LN2_HI` is exact.
+const LN2_HI: f32 = 0.693_359_4;
+const LN2_LO: f32 = -2.121_944_4e-4;
+
 /// `e^x` for f32 without branches: `x = n ln2 + r` (|r| <= ln2/2, Cody-Waite split of ln2), a
 /// degree-6 polynomial for `e^r`, and `2^n` built in the exponent bits. Within 3 ulp of `f32::exp`
 /// on [-80, 80]; inputs below -87 clamp to ~e^-87 (not 0), above 88 to ~e^88.
 #[inline(always)]
 pub fn fast_exp(x: f32) -> f32 {
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
     let x = x.clamp(-87.0, 88.0);
     let n = (x * std::f32::consts::LOG2_E).round();
     let r = x - n * LN2_HI - n * LN2_LO;
@@ -24,13 +26,13 @@ pub fn fast_exp(x: f32) -> f32 {
 pub(crate) mod avx512 {
     use std::arch::x86_64::*;
 
+    use super::{LN2_HI, LN2_LO};
+
     /// `e^x` of 16 values, exactly 0 below -87 (masked keys, `-inf`): the polynomial of
     /// [`super::fast_exp`] in vector form.
     #[target_feature(enable = "avx512f")]
     #[inline]
     pub unsafe fn exp16(x: __m512) -> __m512 {
-        const LN2_HI: f32 = 0.693_359_4;
-        const LN2_LO: f32 = -2.121_944_4e-4;
         let keep = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(x, _mm512_set1_ps(-87.0));
         let x = _mm512_min_ps(
             _mm512_max_ps(x, _mm512_set1_ps(-87.0)),
@@ -76,7 +78,7 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn the_vector_exp_is_within_three_ulp_and_flushes_masked_scores_to_zero() {
-        if !std::arch::is_x86_feature_detected!("avx512f") {
+        if !crate::kernels::avx512f_supported() {
             eprintln!("skipped: this CPU has no AVX-512 F");
             return;
         }

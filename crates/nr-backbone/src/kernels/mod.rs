@@ -61,6 +61,18 @@ impl std::str::FromStr for Precision {
     }
 }
 
+/// Whether this CPU has AVX-512 F (the 16-wide exp, SiLU and attention kernels).
+pub fn avx512f_supported() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// Whether this CPU runs [`PackedBf16`] (AVX-512 F and BF16). `NR_DISABLE_BF16=1` turns it off,
 /// so the fallback can be exercised on any machine.
 pub fn bf16_supported() -> bool {

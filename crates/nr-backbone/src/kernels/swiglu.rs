@@ -9,7 +9,7 @@ use super::exp::fast_exp;
 /// `gate[i] = silu(gate[i]) * up[i]` where `silu(g) = g / (1 + e^-g)`.
 pub fn silu_mul_in_place(gate: &mut [f32], up: &[f32]) {
     assert_eq!(gate.len(), up.len(), "gate and up of different lengths");
-    let vector = avx512f();
+    let vector = super::avx512f_supported();
     gate.par_chunks_mut(4096)
         .zip(up.par_chunks(4096))
         .for_each(|(g, u)| {
@@ -23,16 +23,6 @@ pub fn silu_mul_in_place(gate: &mut [f32], up: &[f32]) {
                 *g = *g / (1.0 + fast_exp(-*g)) * u;
             }
         });
-}
-
-#[cfg(target_arch = "x86_64")]
-fn avx512f() -> bool {
-    std::arch::is_x86_feature_detected!("avx512f")
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn avx512f() -> bool {
-    false
 }
 
 #[cfg(target_arch = "x86_64")]
