@@ -293,9 +293,12 @@ impl HostDecoder {
         let (d, half) = (self.head_dim, self.head_dim / 2);
         let mut cos = vec![0.0f32; positions.len() * d];
         let mut sin = vec![0.0f32; positions.len() * d];
+        let inv: Vec<f32> = (0..half)
+            .map(|i| super::rope::inv_freq(i, d, self.rope_theta))
+            .collect();
         for (r, &pos) in positions.iter().enumerate() {
-            for i in 0..half {
-                let a = super::rope::angle(i, pos, d, self.rope_theta);
+            for (i, inv) in inv.iter().enumerate() {
+                let a = inv * pos as f32;
                 let (s, c) = (a.sin(), a.cos());
                 cos[r * d + i] = c;
                 cos[r * d + half + i] = c;
