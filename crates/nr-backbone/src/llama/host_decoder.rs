@@ -159,7 +159,6 @@ pub struct HostDecoder {
     head_dim: usize,
     intermediate: usize,
     eps: f32,
-    rope_theta: f64,
 }
 
 /// Work buffers of one forward pass, reused by every layer.
@@ -211,7 +210,6 @@ impl HostDecoder {
             head_dim: c.head_dim,
             intermediate: c.intermediate_size,
             eps,
-            rope_theta: c.rope_theta,
         })
     }
 
@@ -259,16 +257,17 @@ impl HostDecoder {
     }
 
     /// Runs layers `0..depth` over the residual stream `x` (`[batch * seq, hidden]`, the
-    /// embeddings on entry, the last layer's output on return) at `positions` (`[batch * seq]`)
-    /// with the additive `mask` (`[batch, seq, cached + seq]`), appending to `kv` (one per layer,
-    /// each holding `cached` positions). `keep(i, x)` receives the output of layer `i` (1-based).
+    /// embeddings on entry, the last layer's output on return) with `rope` (cos and sign-folded
+    /// sin of each token's position, `[batch * seq, head_dim]` each, from the model's tables) and
+    /// the additive `mask` (`[batch, seq, cached + seq]`), appending to `kv` (one per layer, each
+    /// holding `cached` positions). `keep(i, x)` receives the output of layer `i` (1-based).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn run(
         &self,
         x: &mut [f32],
         batch: usize,
         seq: usize,
-        positions: &[usize],
+        rope: (&[f32], &[f32]),
         mask: &[f32],
         kv: &mut [HostKv],
         mut keep: impl FnMut(usize, &[f32]),
@@ -279,34 +278,16 @@ impl HostDecoder {
             rows * self.hidden,
             "residual stream of the wrong size"
         );
-        assert_eq!(positions.len(), rows, "one position per token");
-        let (cos, sin) = self.rope_tables(positions);
+        assert_eq!(
+            (rope.0.len(), rope.1.len()),
+            (rows * self.head_dim, rows * self.head_dim),
+            "one rotation per token"
+        );
         let mut buf = Buffers::default();
         for (i, (layer, kv)) in self.layers.iter().zip(kv.iter_mut()).enumerate() {
-            self.layer(layer, x, &mut buf, batch, seq, (&cos, &sin), mask, kv);
+            self.layer(layer, x, &mut buf, batch, seq, rope, mask, kv);
             keep(i + 1, x);
         }
-    }
-
-    /// cos and sign-folded sin (`[-sin_lo, sin_hi]`) per token, `[rows, head_dim]`.
-    fn rope_tables(&self, positions: &[usize]) -> (Vec<f32>, Vec<f32>) {
-        let (d, half) = (self.head_dim, self.head_dim / 2);
-        let mut cos = vec![0.0f32; positions.len() * d];
-        let mut sin = vec![0.0f32; positions.len() * d];
-        let inv: Vec<f32> = (0..half)
-            .map(|i| super::rope::inv_freq(i, d, self.rope_theta))
-            .collect();
-        for (r, &pos) in positions.iter().enumerate() {
-            for (i, inv) in inv.iter().enumerate() {
-                let a = inv * pos as f32;
-                let (s, c) = (a.sin(), a.cos());
-                cos[r * d + i] = c;
-                cos[r * d + half + i] = c;
-                sin[r * d + i] = -s;
-                sin[r * d + half + i] = s;
-            }
-        }
-        (cos, sin)
     }
 
     #[allow(clippy::too_many_arguments)]

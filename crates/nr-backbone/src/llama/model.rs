@@ -416,14 +416,8 @@ impl LlamaModel {
     ) -> (BTreeMap<usize, Tensor<3>>, Tensor<3>) {
         let dims = x.dims();
         let [b, s, _] = dims;
-        let positions: Vec<usize> = positions
-            .clone()
-            .into_data()
-            .try_into_vec_as::<i64>()
-            .expect("reading CPU positions")
-            .into_iter()
-            .map(|p| p as usize)
-            .collect();
+        let (cos, sin) = self.rope.angles(positions).into_parts();
+        let (cos, sin) = (read_cpu(cos), read_cpu(sin));
         let mask = read_cpu(mask.clone());
         let mut x = read_cpu(x);
         let n = self.layers.len();
@@ -440,7 +434,7 @@ impl LlamaModel {
                 .collect(),
             None => (0..depth).map(|_| host.empty_kv(b)).collect(),
         };
-        host.run(&mut x, b, s, &positions, &mask, &mut kv, |layer, x| {
+        host.run(&mut x, b, s, (&cos, &sin), &mask, &mut kv, |layer, x| {
             if layer < n && want.contains(&layer) {
                 hidden.insert(layer, tensor(x));
             }

@@ -5,12 +5,8 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 /// The rotation angle of frequency `i` (of `head_dim / 2`) at position `pos`: the inverse
 /// frequency in f64 then rounded, like HF's float32 `inv_freq * position` up to rounding.
 pub(crate) fn angle(i: usize, pos: usize, head_dim: usize, theta: f64) -> f32 {
-    inv_freq(i, head_dim, theta) * (pos as f32)
-}
-
-/// The inverse frequency of [`angle`], once per frequency where many positions share it.
-pub(crate) fn inv_freq(i: usize, head_dim: usize, theta: f64) -> f32 {
-    (1.0 / theta.powf((2 * i) as f64 / head_dim as f64)) as f32
+    let inv_freq = 1.0 / theta.powf((2 * i) as f64 / head_dim as f64);
+    (inv_freq as f32) * (pos as f32)
 }
 
 /// Precomputed cos/sin tables `[max_positions, head_dim]` (each frequency repeated over both halves).
@@ -81,6 +77,12 @@ pub struct RopeAngles {
 }
 
 impl RopeAngles {
+    /// cos and sign-folded sin, each `[batch, 1, seq, head_dim]`, for a pass that rotates rows on
+    /// the host.
+    pub(crate) fn into_parts(self) -> (Tensor<4>, Tensor<4>) {
+        (self.cos, self.signed_sin)
+    }
+
     /// Rotates `x` `[batch, heads, seq, head_dim]`: `x * cos + rotate_half(x) * sin`.
     pub fn rotate(&self, x: Tensor<4>) -> Tensor<4> {
         let half = x.dims()[3] / 2;
